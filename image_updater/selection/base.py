@@ -1,0 +1,54 @@
+"""The small protocol every update strategy implements, and the result that explains a choice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """A tag as the registry reports it; ``digest`` and ``created`` only when a strategy needed them."""
+
+    tag: str
+    digest: str | None = None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A tag that was not a candidate, and why (``not a semantic version``, ``ignored by 'v*'``...)."""
+
+    tag: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of a strategy: the chosen tag (or ``None``), and how it came to be chosen.
+
+    ``considered`` lists the candidate tags best-last, in the order the strategy ranked them;
+    ``skipped`` says for every other tag why it was left out; ``reason`` is one human sentence.
+    """
+
+    strategy: str
+    selected: str | None
+    reason: str
+    considered: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    digest: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Strategy(Protocol):
+    """Chooses one tag among candidates. Built from validated settings; raises on bad settings."""
+
+    name: str
+    #: whether ``select`` needs ``TagInfo.created`` / ``digest`` filled in (costs registry requests)
+    needs_metadata: bool
+
+    def select(self, tags: Sequence[TagInfo]) -> Selection:
+        """Rank ``tags`` and choose one; never raises for tags it cannot use, it skips them."""
+        ...
