@@ -1,0 +1,94 @@
+"""The ``semver`` strategy: the highest semantic version that satisfies the image's constraint.
+
+Tags that are not versions are skipped, never an error. With a constraint, pre-releases count only when
+the constraint names one (Masterminds). With no constraint at all, every version counts, pre-releases
+included, as Argo CD Image Updater does: it checks tags against a constraint only when one is given, so
+``nginx`` with no constraint follows the highest version, ``2.0.0-rc.1`` included. Ties in precedence
+(``1.2`` and ``v1.2.0``) are broken by the tag string, so the choice never depends on registry order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from image_updater.selection.base import Selection, Skipped, TagInfo
+from image_updater.selection.constraints import Constraint
+from image_updater.selection.versions import Version, parse_version
+
+__all__ = ["NOT_A_VERSION", "PRERELEASE_NOT_NAMED", "SemverStrategy"]
+
+NOT_A_VERSION = "not a semantic version"
+PRERELEASE_NOT_NAMED = "pre-release, and the constraint names none"
+
+
+class SemverStrategy:
+    """Chooses the highest version satisfying ``constraint``; ``None`` or blank means any version.
+
+    Raises ``ConstraintError`` at construction when the constraint does not parse.
+    """
+
+    name = "semver"
+    needs_metadata = False
+
+    def __init__(self, constraint: str | None = None) -> None:
+        self.constraint: Constraint | None = (
+            Constraint.parse(constraint) if constraint is not None and constraint.strip() else None
+        )
+
+    def select(self, tags: Sequence[TagInfo]) -> Selection:
+        """Rank the versions among ``tags``, best last, and explain every tag left out."""
+        candidates: list[Version] = []
+        skipped: list[Skipped] = []
+        not_versions = out_of_range = prereleases = 0
+        for info in tags:
+            version = parse_version(info.tag)
+            if version is None:
+                not_versions += 1
+                skipped.append(Skipped(info.tag, NOT_A_VERSION))
+            elif self.constraint is None or self.constraint.check(version):
+                candidates.append(version)
+            elif version.is_prerelease and not self.constraint.names_prerelease:
+                prereleases += 1
+                skipped.append(Skipped(info.tag, PRERELEASE_NOT_NAMED))
+            else:
+                out_of_range += 1
+                skipped.append(Skipped(info.tag, f"does not satisfy {self.constraint}"))
+
+        candidates.sort()
+        considered = tuple(version.original for version in candidates)
+        if considered:
+            reason = f"highest of {_count(len(considered), 'version')} {self._scope()}"
+        else:
+            reason = self._nothing(len(tags), not_versions, out_of_range, prereleases)
+        return Selection(
+            strategy=self.name,
+            selected=considered[-1] if considered else None,
+            reason=reason,
+            considered=considered,
+            skipped=tuple(skipped),
+        )
+
+    def _scope(self) -> str:
+        if self.constraint is None:
+            return "(no constraint; pre-releases included)"
+        return f"satisfying {self.constraint}"
+
+    def _nothing(self, total: int, not_versions: int, out_of_range: int, prereleases: int) -> str:
+        if total == 0:
+            return "no tags to choose from"
+        if self.constraint is None:
+            return f"no tag is a semantic version ({_count(total, 'tag')})"
+        causes = (
+            (not_versions, "not a semantic version", "not semantic versions"),
+            (out_of_range, "out of range", "out of range"),
+            (prereleases, "pre-release", "pre-releases"),
+        )
+        detail = ", ".join(_count(n, one, many) for n, one, many in causes if n)
+        return f"no tag satisfies {self.constraint} ({_count(total, 'tag')}: {detail})"
+
+    def __repr__(self) -> str:
+        return f"SemverStrategy({str(self.constraint) if self.constraint else None!r})"
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
