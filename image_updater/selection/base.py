@@ -52,3 +52,8 @@ class Strategy(Protocol):
     def select(self, tags: Sequence[TagInfo]) -> Selection:
         """Rank ``tags`` and choose one; never raises for tags it cannot use, it skips them."""
         ...
+
+    def would_downgrade(self, current: str, selected: str) -> bool:
+        """Whether moving from ``current`` to ``selected`` goes backwards although ``current`` is still
+        acceptable (it would have been chosen had the registry listed it)."""
+        ...

@@ -23,6 +23,10 @@ class Selector:
     def needs_metadata(self) -> bool:
         return self.strategy.needs_metadata
 
+    def would_downgrade(self, current: str, selected: str) -> bool:
+        """See :meth:`Strategy.would_downgrade`."""
+        return self.strategy.would_downgrade(current, selected)
+
     def select(self, tags: Sequence[TagInfo]) -> Selection:
         """Filter, then let the strategy choose; skipped tags from both steps are reported."""
         kept, skipped = self.filter.apply(tags)

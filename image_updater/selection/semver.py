@@ -68,6 +68,19 @@ class SemverStrategy:
             skipped=tuple(skipped),
         )
 
+    def would_downgrade(self, current: str, selected: str) -> bool:
+        """True when ``current`` still satisfies the constraint and ranks above ``selected``.
+
+        That happens when the running tag is missing from the listing (deleted, or the registry
+        answered partially): we never move backwards for that.
+        """
+        now, chosen = parse_version(current), parse_version(selected)
+        if now is None or chosen is None:
+            return False
+        if self.constraint is not None and not self.constraint.check(now):
+            return False
+        return now.compare_precedence(chosen) > 0
+
     def _scope(self) -> str:
         if self.constraint is None:
             return "(no constraint; pre-releases included)"

@@ -283,14 +283,14 @@ async def _plan_app(
             error = e.with_context(app=app.name, image=image.label)
             outcome.images.append(ImageOutcome(image.label, Status.FAILED, e.message, error=error))
             continue
-        decision = _decide(image, current, selection)
+        decision = _decide(image, current, selection, selector)
         outcome.images.append(decision)
         if decision.status is Status.UPDATED and decision.selected is not None:
             planned.edits.extend(plan_edits(app, image, decision.selected, files))
     return planned
 
 
-def _decide(image: ImageSpec, current: str | None, selection: Selection) -> ImageOutcome:
+def _decide(image: ImageSpec, current: str | None, selection: Selection, selector: Selector) -> ImageOutcome:
     """Whether ``selection`` means an update of an image that runs ``current``."""
     chosen = selection.selected
     if chosen is None:
@@ -304,6 +304,14 @@ def _decide(image: ImageSpec, current: str | None, selection: Selection) -> Imag
         )
     if current == chosen:
         return ImageOutcome(image.label, Status.UNCHANGED, selection.reason, current=current, selected=chosen)
+    if current is not None and selector.would_downgrade(current, chosen):
+        return ImageOutcome(
+            image.label,
+            Status.SKIPPED,
+            f"{current} is newer than every listed candidate (best {chosen}); not downgrading",
+            current=current,
+            selected=chosen,
+        )
     return ImageOutcome(image.label, Status.UPDATED, selection.reason, current=current, selected=chosen)
 
 

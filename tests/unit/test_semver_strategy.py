@@ -136,3 +136,16 @@ def test_selection_is_consistent(names: list[str], constraint: str | None) -> No
     versions = [parse_version(name) for name in selection.considered]
     assert versions == sorted(versions)  # type: ignore[type-var]
     assert selection.reason
+
+
+@pytest.mark.parametrize(
+    ("constraint", "current", "selected", "expected"),
+    [
+        ("~1.1", "1.1.9", "1.1.5", True),  # running tag vanished from the listing: stay
+        ("~1.1", "2.0.0", "1.1.5", False),  # running tag is outside the constraint: follow the constraint
+        (None, "1.2.0", "1.10.0", False),  # an upgrade is no downgrade
+        ("~1.1", "latest", "1.1.5", False),  # a non-version current tag is simply replaced
+    ],
+)
+def test_would_downgrade(constraint: str | None, current: str, selected: str, expected: bool) -> None:
+    assert SemverStrategy(constraint).would_downgrade(current, selected) is expected
