@@ -1,0 +1,299 @@
+"""Cross-cutting HTTP behaviour of the registry client, as stacked ``httpx.AsyncBaseTransport`` layers.
+
+``build_transport`` stacks, from the client down::
+
+    RetryTransport        bounded retries of temporary failures, honouring Retry-After
+      RateLimitTransport  a token bucket: at most ``rate_per_s`` requests per second (optional)
+        CountingTransport requests sent, by kind (ping, tags, manifest, blob, token, other) and status
+          inner           httpx.AsyncHTTPTransport, or a MockTransport in tests
+
+Every attempt of a retry waits for the rate limit and is counted. Sleeping and clocks are injected, so
+tests never wait for real. The retry policy is data (:class:`RetryPolicy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import ssl
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from image_updater.adapters.registry.responses import caused_by
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+KIND_EXTENSION = "image_updater.registry_kind"
+"""The request extension that names a request's kind; set by the client and the auth flow."""
+KIND_PING, KIND_TAGS, KIND_MANIFEST, KIND_BLOB, KIND_TOKEN, KIND_OTHER = (
+    "ping",
+    "tags",
+    "manifest",
+    "blob",
+    "token",
+    "other",
+)
+_PATH_KINDS = (
+    (re.compile(r"/v2/?$"), KIND_PING),
+    (re.compile(r"/v2/.+/tags/list$"), KIND_TAGS),
+    (re.compile(r"/v2/.+/manifests/[^/]+$"), KIND_MANIFEST),
+    (re.compile(r"/v2/.+/blobs/[^/]+$"), KIND_BLOB),
+)
+
+
+def request_kind(request: httpx.Request) -> str:
+    """The kind of a registry request: its ``KIND_EXTENSION``, or else what its path says."""
+    kind = request.extensions.get(KIND_EXTENSION)
+    if isinstance(kind, str):
+        return kind
+    path = request.url.path
+    return next((k for pattern, k in _PATH_KINDS if pattern.search(path)), KIND_OTHER)
+
+
+@dataclass
+class RequestCounter:
+    """What the transport stack sent: read by metrics and benchmarks.
+
+    ``requests`` counts every attempt by kind; ``statuses`` by (kind, status), with status ``None``
+    for an attempt that got no response; ``retries`` the attempts that were retries, by kind.
+    """
+
+    requests: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[tuple[str, int | None]] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+    rate_limit_waits: int = 0
+    rate_limit_wait_s: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """All attempts sent."""
+        return sum(self.requests.values())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Which failures are retried, how often and how long to wait between attempts."""
+
+    max_retries: int = 3
+    """Retries after the first attempt (0: never retry)."""
+    statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+    """Response statuses that are temporary (the distribution spec: 502, 503, 504; and 429)."""
+    base_backoff_s: float = 0.5
+    """The wait before the first retry; doubled for each further one."""
+    max_backoff_s: float = 10.0
+    """The longest computed wait (a longer ``Retry-After`` still wins, up to ``max_retry_after_s``)."""
+    max_retry_after_s: float = 60.0
+    """A ``Retry-After`` longer than this is not waited for: the response is returned as it is."""
+    jitter: float = 0.1
+    """Up to this fraction is added at random to a computed wait, so clients do not retry in step."""
+    methods: frozenset[str] = frozenset({"GET", "HEAD"})
+    """Only these (idempotent, body-less) methods are retried."""
+
+    def backoff(self, retry: int) -> float:
+        """The computed wait before retry number ``retry`` (0-based), before jitter."""
+        return min(self.max_backoff_s, self.base_backoff_s * 2.0**retry)
+
+
+DEFAULT_RETRY = RetryPolicy()
+FAST_RETRY = RetryPolicy(base_backoff_s=0.001, max_backoff_s=0.01, jitter=0.0)
+"""Tiny waits, for tests and benchmarks against a local registry."""
+NO_RETRY = RetryPolicy(max_retries=0)
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delay-seconds or an HTTP date), or ``None``.
+
+    ``now`` is the wall-clock time (epoch seconds) an HTTP date is measured from.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - now
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def _retryable_error(error: httpx.TransportError) -> bool:
+    """Temporary network failures; TLS failures are not, so a plain-HTTP fallback is not delayed."""
+    if caused_by(error, ssl.SSLError):
+        return False
+    return isinstance(error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+
+
+class _Layer(httpx.AsyncBaseTransport):
+    """A transport that wraps another and closes it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class RetryTransport(_Layer):
+    """Retries temporary failures a bounded number of times; never retries before ``Retry-After``.
+
+    After the last attempt the last response is returned (or the last error raised), so the caller
+    sees the real status.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        policy: RetryPolicy = DEFAULT_RETRY,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        wall_clock: Clock = time.time,
+        rng: Callable[[], float] = random.random,
+        counter: RequestCounter | None = None,
+    ) -> None:
+        super().__init__(inner)
+        self.policy = policy
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._rng = rng
+        self._counter = counter
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``, retrying as the policy says."""
+        policy = self.policy
+        retryable_method = request.method.upper() in policy.methods
+        retry = 0
+        while True:
+            try:
+                response = await self.inner.handle_async_request(request)
+            except httpx.TransportError as e:
+                if not (retryable_method and retry < policy.max_retries and _retryable_error(e)):
+                    raise
+                delay = self._backoff(retry)
+            else:
+                if not (retryable_method and retry < policy.max_retries and response.status_code in policy.statuses):
+                    return response
+                retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._wall_clock())
+                if retry_after is not None and retry_after > policy.max_retry_after_s:
+                    return response
+                delay = max(self._backoff(retry), retry_after or 0.0)
+                await response.aclose()
+            if self._counter is not None:
+                self._counter.retries[request_kind(request)] += 1
+            retry += 1
+            await self._sleep(delay)
+
+    def _backoff(self, retry: int) -> float:
+        return self.policy.backoff(retry) * (1.0 + self.policy.jitter * self._rng())
+
+
+class RateLimit:
+    """An asynchronous token bucket: ``rate_per_s`` requests per second, ``burst`` at once.
+
+    Each caller reserves a slot at once and then sleeps until it comes, so concurrent callers are
+    spaced ``1 / rate_per_s`` apart in the order they arrived, without a lock held while sleeping.
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        *,
+        burst: float = 1.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if rate_per_s <= 0:
+            raise ValueError(f"rate_per_s must be positive, got {rate_per_s}")
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, got {burst}")
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = burst
+        self._updated = clock()
+
+    async def acquire(self) -> float:
+        """Wait for a slot; returns the seconds waited (0.0 when a token was available)."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate_per_s)
+        self._updated = now
+        self._tokens -= 1.0
+        if self._tokens >= 0:
+            return 0.0
+        wait = -self._tokens / self.rate_per_s
+        try:
+            await self._sleep(wait)
+        except BaseException:
+            self._tokens += 1.0  # give the unused slot back (cancelled while waiting)
+            raise
+        return wait
+
+
+class RateLimitTransport(_Layer):
+    """Waits for the :class:`RateLimit` before every request it passes on."""
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, limit: RateLimit, *, counter: RequestCounter | None = None
+    ) -> None:
+        super().__init__(inner)
+        self.limit = limit
+        self._counter = counter
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` once the rate limit allows it."""
+        waited = await self.limit.acquire()
+        if waited > 0 and self._counter is not None:
+            self._counter.rate_limit_waits += 1
+            self._counter.rate_limit_wait_s += waited
+        return await self.inner.handle_async_request(request)
+
+
+class CountingTransport(_Layer):
+    """Counts every request that reaches it, by kind and status, into a :class:`RequestCounter`."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, counter: RequestCounter) -> None:
+        super().__init__(inner)
+        self.counter = counter
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and count it."""
+        kind = request_kind(request)
+        self.counter.requests[kind] += 1
+        try:
+            response = await self.inner.handle_async_request(request)
+        except BaseException:
+            self.counter.statuses[(kind, None)] += 1
+            raise
+        self.counter.statuses[(kind, response.status_code)] += 1
+        return response
+
+
+def build_transport(
+    inner: httpx.AsyncBaseTransport | None = None,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    rate_limit: RateLimit | None = None,
+    counter: RequestCounter | None = None,
+    sleep: Sleep = asyncio.sleep,
+    wall_clock: Clock = time.time,
+    verify: ssl.SSLContext | str | bool = True,
+) -> httpx.AsyncBaseTransport:
+    """The registry transport stack over ``inner`` (a new ``AsyncHTTPTransport`` when ``None``)."""
+    transport: httpx.AsyncBaseTransport = inner or httpx.AsyncHTTPTransport(verify=verify)
+    if counter is not None:
+        transport = CountingTransport(transport, counter)
+    if rate_limit is not None:
+        transport = RateLimitTransport(transport, rate_limit, counter=counter)
+    return RetryTransport(transport, retry, sleep=sleep, wall_clock=wall_clock, counter=counter)
