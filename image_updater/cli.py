@@ -1,0 +1,293 @@
+"""The ``image-updater`` command: arguments -> settings -> service; exit codes; no logic of its own.
+
+Exit codes: 0 all good; 1 some Applications failed (the others were still processed); 2 bad usage or
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from image_updater import __version__
+from image_updater.adapters.files import SourceProblem, discover_files
+from image_updater.adapters.git.workspace import default_cache_dir
+from image_updater.adapters.registry.pool import RegistryPool, load_registries_conf
+from image_updater.annotations import STRATEGIES
+from image_updater.appfilter import build_filter
+from image_updater.config import RegistrySettings, Settings, load_settings, parse_duration
+from image_updater.errors import ConfigError, ImageUpdaterError
+from image_updater.logsetup import configure_logging
+from image_updater.model.ref import parse_image_name, split_name_suffix
+from image_updater.model.spec import ImageSpec
+from image_updater.selection.factory import build_selector
+from image_updater.service.cycle import CycleDeps, CycleResult, Status, run_cycle
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own usage errors exit 2, as ours do
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (flags named as in AIU where AIU has them)."""
+    parser = _Parser(prog="image-updater", description="GitOps image updater for Argo CD Applications")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the update service (or one cycle with --once)")
+    run.add_argument("--config", help="YAML config file (see config.example.yaml)")
+    run.add_argument("--once", action="store_true", help="run one cycle and exit")
+    run.add_argument("--dry-run", action="store_true", help="print the planned changes as diffs; write nothing")
+    run.add_argument("--interval", help="time between cycles, e.g. 2m")
+    run.add_argument("--max-concurrency", type=int, help="registry and Git work in parallel")
+    run.add_argument("--match-application-name", action="append", default=[], metavar="GLOB")
+    run.add_argument("--match-application-label", action="append", default=[], metavar="K=V")
+    run.add_argument("--applications", metavar="PATH_OR_URL", help="folder of Application manifests")
+    run.add_argument("--registries-conf", metavar="FILE", help="AIU registries.conf (replaces config registries)")
+    run.add_argument("--health-port", type=int)
+    run.add_argument("--webhook-port", type=int)
+    run.add_argument("--cache-dir", help="where Git clones are cached between cycles")
+
+    test = sub.add_parser("test", help="ask the registry which tag would be chosen, and why")
+    test.add_argument("image", help="image name, e.g. ghcr.io/org/app or 127.0.0.1:5000/demo/app")
+    test.add_argument("--update-strategy", default="semver", help=f"one of {', '.join(sorted(STRATEGIES))}")
+    test.add_argument("--semver-constraint", help="version constraint, e.g. ~1.1")
+    test.add_argument("--allow-tags", help="'any' or 'regexp:<expression>'")
+    test.add_argument("--tag-extract", help="template over the allow-tags match, e.g. $1")
+    test.add_argument("--ignore-tags", action="append", default=[], metavar="GLOB")
+    test.add_argument("--platforms", default="", help="e.g. linux/amd64,linux/arm64")
+    test.add_argument("--registries-conf", metavar="FILE")
+    test.add_argument("--credentials", metavar="SPEC", help="env:VAR, ext:/path, or user:password")
+    test.add_argument("--current-tag", help="the tag running now")
+    test.add_argument("--output", choices=("text", "json"), default="text")
+    test.add_argument("--config", help="YAML config file, for its registries")
+
+    check = sub.add_parser("check", help="validate the config and every Application's annotations")
+    check.add_argument("--config")
+    check.add_argument("--applications", metavar="PATH_OR_URL")
+
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "version":
+            print(f"image-updater {__version__}")
+            return EXIT_OK
+        if args.command == "run":
+            return _run(args)
+        if args.command == "test":
+            return _test(args)
+        if args.command == "check":
+            return _check(args)
+    except ConfigError as e:
+        print(f"image-updater: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_USAGE
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(getattr(args, "config", None))
+    apps = settings.applications
+    if getattr(args, "applications", None):
+        apps = dataclasses.replace(apps, path=args.applications, source="files")
+    if getattr(args, "match_application_name", None):
+        apps = dataclasses.replace(apps, match_names=tuple(args.match_application_name))
+    if getattr(args, "match_application_label", None):
+        apps = dataclasses.replace(apps, match_labels=",".join(args.match_application_label))
+    settings = settings.replace(applications=apps)
+    if getattr(args, "interval", None):
+        settings = settings.replace(interval=parse_duration(args.interval, key="--interval"))
+    if getattr(args, "max_concurrency", None) is not None:
+        if args.max_concurrency < 1:
+            raise ConfigError("must be at least 1", key="--max-concurrency")
+        settings = settings.replace(max_concurrency=args.max_concurrency)
+    if getattr(args, "registries_conf", None):
+        settings = settings.replace(registries=load_registries_conf(args.registries_conf))
+    if getattr(args, "health_port", None) is not None:
+        settings = settings.replace(health_port=args.health_port)
+    if getattr(args, "webhook_port", None) is not None:
+        settings = settings.replace(webhook=dataclasses.replace(settings.webhook, port=args.webhook_port))
+    if getattr(args, "cache_dir", None):
+        settings = settings.replace(git=dataclasses.replace(settings.git, cache_dir=args.cache_dir))
+    return settings
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings.log.format, settings.log.level)
+    if settings.applications.source != "files":
+        raise ConfigError("only the files source is available in this version", key="applications.source")
+    if not args.once:
+        return asyncio.run(_serve(settings))
+    result, problems = asyncio.run(_one_cycle(settings, dry_run=args.dry_run))
+    _print_result(result, dry_run=args.dry_run)
+    for problem in problems:
+        print(f"error: {problem.where}: {problem.error}", file=sys.stderr)
+    return EXIT_FAILED if result.failed or problems else EXIT_OK
+
+
+async def _one_cycle(settings: Settings, *, dry_run: bool) -> tuple[CycleResult, tuple[SourceProblem, ...]]:
+    log = structlog.get_logger()
+    discovery = discover_files(
+        settings.applications.path,
+        build_filter(settings.applications.match_names, settings.applications.match_labels),
+    )
+    for problem in discovery.problems:
+        log.error("application not readable", where=problem.where, error=str(problem.error))
+    async with RegistryPool(settings.registries) as pool:
+        deps = CycleDeps(
+            tags=pool,
+            git=settings.git,
+            cache_dir=Path(settings.git.cache_dir) if settings.git.cache_dir else default_cache_dir(),
+            max_concurrency=settings.max_concurrency,
+            dry_run=dry_run,
+            log=log,
+        )
+        result = await run_cycle(discovery.apps, deps)
+    log.info(
+        "cycle finished",
+        applications=len(result.apps),
+        updated=sum(1 for a in result.apps if a.status is Status.UPDATED),
+        failed=sum(1 for a in result.apps if a.status is Status.FAILED) + len(discovery.problems),
+        commits=len(result.commits),
+        duration_s=round(result.duration_s, 3),
+    )
+    return result, discovery.problems
+
+
+async def _serve(settings: Settings) -> int:
+    log = structlog.get_logger()
+    log.info("service started", interval_s=settings.interval)
+    while True:
+        try:
+            await _one_cycle(settings, dry_run=False)
+        except ImageUpdaterError as e:
+            log.error("cycle failed", error=str(e))
+        await asyncio.sleep(settings.interval)
+
+
+def _print_result(result: CycleResult, *, dry_run: bool) -> None:
+    if dry_run:
+        for diff in result.diffs:
+            print(diff, end="")
+    for outcome in result.apps:
+        for error in outcome.errors():
+            print(f"error: {error}", file=sys.stderr)
+        if outcome.changes:
+            verb = "would update" if dry_run else "updated"
+            for change in outcome.changes:
+                print(f"{outcome.app.name}: {verb} {change.describe()}")
+
+
+def _test(args: argparse.Namespace) -> int:
+    configure_logging("console", "warning")
+    settings = load_settings(args.config) if args.config else Settings()
+    registries = load_registries_conf(args.registries_conf) if args.registries_conf else settings.registries
+    name_text, constraint, _ = split_name_suffix(args.image)
+    constraint = args.semver_constraint or constraint
+    strategy = STRATEGIES.get(args.update_strategy)
+    try:
+        if strategy is None:
+            raise ConfigError(f"unknown update strategy {args.update_strategy!r}", key="--update-strategy")
+        image = ImageSpec(
+            name=parse_image_name(name_text),
+            written_name=name_text,
+            constraint=constraint,
+            strategy=strategy,
+            allow_tags=args.allow_tags,
+            ignore_tags=tuple(args.ignore_tags),
+            platforms=tuple(p.strip() for p in args.platforms.split(",") if p.strip()),
+            tag_extract=args.tag_extract,
+        )
+        selector = build_selector(image)
+    except ConfigError:
+        raise
+    except ImageUpdaterError as e:
+        print(f"image-updater: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.credentials:
+        registries = _with_credentials(registries, image, args.credentials)
+
+    async def ask() -> Any:
+        async with RegistryPool(registries) as pool:
+            return await pool.list_tags(image)
+
+    try:
+        tags = asyncio.run(ask())
+    except ImageUpdaterError as e:
+        print(f"image-updater: {e.with_context(image=name_text)}", file=sys.stderr)
+        return EXIT_FAILED
+    selection = selector.select(tags)
+    payload = {
+        "image": str(image.name),
+        "current": args.current_tag,
+        "selected": selection.selected,
+        "digest": selection.digest,
+        "strategy": selection.strategy,
+        "considered": list(selection.considered),
+        "skipped": [{"tag": s.tag, "reason": s.reason} for s in selection.skipped],
+    }
+    if args.output == "json":
+        print(json.dumps(payload, indent=2))
+    else:
+        print(f"image:     {payload['image']}")
+        print(f"strategy:  {selection.strategy}" + (f" (constraint {constraint})" if constraint else ""))
+        print(f"tags:      {len(tags)} listed, {len(selection.considered)} candidates")
+        if args.current_tag:
+            print(f"current:   {args.current_tag}")
+        print(f"selected:  {selection.selected or '(none)'}")
+        print(f"why:       {selection.reason}")
+        if args.current_tag and selection.selected and selection.selected != args.current_tag:
+            print(f"update:    {args.current_tag} -> {selection.selected}")
+    return EXIT_OK if selection.selected else EXIT_FAILED
+
+
+def _with_credentials(
+    registries: Sequence[RegistrySettings], image: ImageSpec, spec: str
+) -> tuple[RegistrySettings, ...]:
+    """The registries with ``spec`` as the credentials of the image's registry."""
+    host = image.name.registry
+    found = [r for r in registries if host.startswith(r.prefix.split("/")[0])]
+    if found:
+        return tuple(dataclasses.replace(r, credentials=spec) if r in found else r for r in registries)
+    return (*registries, RegistrySettings(name=host, prefix=host, credentials=spec))
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    discovery = discover_files(
+        settings.applications.path,
+        build_filter(settings.applications.match_names, settings.applications.match_labels),
+    )
+    errors = [f"{p.where}: {p.error}" for p in discovery.problems]
+    for app in discovery.apps:
+        for image in app.images:
+            try:
+                build_selector(image)
+            except ImageUpdaterError as e:
+                errors.append(str(e.with_context(app=app.name)))
+    for line in errors:
+        print(f"error: {line}")
+    print(f"{len(discovery.apps)} applications, {len(errors)} errors")
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
