@@ -1,0 +1,161 @@
+"""Reading and setting image tags in a kustomization (``images:`` entries), format-preserving.
+
+An entry is ``{name, newName, newTag, digest}``; ``name`` says which image it rewrites. It matches the
+image when ``name`` denotes the same repository (``nginx`` is ``docker.io/library/nginx``), or, with a
+``kustomize.image-name``, when ``name`` is exactly that text. Every matching entry of every document is
+edited; an image without an entry gets one, appended to the first ``images:`` list (or to a new
+``images:`` block at the end of the first document).
+
+Digests: the current tag text of an entry is ``newTag``, ``newTag@digest`` when it has a ``digest``, or
+``@digest`` with a digest alone. Writing ``tag@sha256:...`` sets ``newTag`` and ``digest``; writing a
+plain tag removes a stale ``digest`` (kustomize would otherwise keep pinning the old image).
+
+Reading skips parsing a file in which the image's last path component (or the ``kustomize.image-name``)
+does not occur. Editing cannot: an image without an entry gets one, so the file is always parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+
+from image_updater.edit.layout import Data
+from image_updater.edit.nodes import (
+    expect,
+    find_pair,
+    get_value,
+    is_null,
+    mapping_documents,
+    parse_documents,
+    scalar_text,
+)
+from image_updater.edit.splice import TextEdit
+from image_updater.edit.tags import mentions, split_new_tag, tag_text
+from image_updater.errors import EditError
+from image_updater.model.changes import Change, EditResult
+from image_updater.model.ref import ImageName, same_image
+
+
+def read_kustomization_tag(text: str, image: ImageName, *, kustomize_name: str | None = None) -> str | None:
+    """The current tag text of the first ``images:`` entry for ``image``; ``None`` when there is no
+    such entry or it sets no tag.
+
+    A file that cannot mention the image is not parsed. Raises :class:`EditError` for a file that does
+    not parse or whose ``images:`` is not a list of mappings with a ``name``.
+    """
+    if not mentions(text, kustomize_name or image):
+        return None
+    documents = parse_documents(text)
+    for _, entry in _matching_entries(documents, image, kustomize_name, ""):
+        return _entry_tag(entry, "")
+    return None
+
+
+def edit_kustomization(
+    text: str,
+    image: ImageName,
+    new_tag: str,
+    *,
+    image_label: str,
+    kustomize_name: str | None = None,
+    file: str = "",
+) -> EditResult:
+    """Set the tag of ``image`` to ``new_tag`` (``tag`` or ``tag@sha256:...``) in a kustomization.
+
+    Matching entries keep every other field; a missing ``newTag`` is added after ``name``. With no
+    matching entry, one is added named ``kustomize_name`` or else ``image_label``. The changes name
+    ``image_label``, one per distinct old tag text; an entry already at ``new_tag`` is no change.
+    Raises :class:`EditError` (and nothing is written) for a file that does not parse, a wrong shape,
+    or an edit that would change anything else.
+    """
+    tag, digest = split_new_tag(new_tag)
+    documents = parse_documents(text, file=file)
+    edit = TextEdit(text, documents, file=file)
+    changes: dict[str | None, Change] = {}
+    matched = False
+    for _, entry in _matching_entries(documents, image, kustomize_name, file):
+        matched = True
+        old = _entry_tag(entry, file)
+        if old == new_tag:
+            continue
+        _set_entry(edit, entry, tag, digest, file)
+        changes.setdefault(old, Change(image=image_label, old=old, new=new_tag, file=file))
+    if not matched:
+        item: dict[str, Data] = {"name": kustomize_name or image_label, "newTag": tag}
+        if digest:
+            item["digest"] = digest
+        _add_entry(edit, documents, item, file)
+        changes[None] = Change(image=image_label, old=None, new=new_tag, file=file)
+    return EditResult(text=edit.apply(), changes=tuple(changes.values()))
+
+
+def _images(document: MappingNode, file: str) -> SequenceNode | None:
+    node = expect(get_value(document, "images", file=file), SequenceNode, "images", file=file)
+    assert node is None or isinstance(node, SequenceNode)
+    return node
+
+
+def _entries(documents: Sequence[Node], file: str) -> Iterator[tuple[str, MappingNode]]:
+    """Every ``images:`` entry of every document, with its ``name``."""
+    for document in mapping_documents(documents, file=file):
+        images = _images(document, file)
+        for item in images.value if images is not None else ():
+            entry = expect(item, MappingNode, "an images entry", file=file)
+            if entry is None:
+                raise EditError(f"an images entry (line {item.start_mark.line + 1}) is empty", path=file or None)
+            assert isinstance(entry, MappingNode)
+            name = scalar_text(get_value(entry, "name", file=file), "an images entry's name", file=file)
+            if not name:
+                raise EditError(f"the images entry at line {entry.start_mark.line + 1} has no name", path=file or None)
+            yield name, entry
+
+
+def _matching_entries(
+    documents: Sequence[Node], image: ImageName, kustomize_name: str | None, file: str
+) -> Iterator[tuple[str, MappingNode]]:
+    for name, entry in _entries(documents, file):
+        matches = name == kustomize_name if kustomize_name is not None else same_image(name, image)
+        if matches:
+            yield name, entry
+
+
+def _entry_tag(entry: MappingNode, file: str) -> str | None:
+    tag = scalar_text(get_value(entry, "newTag", file=file), "newTag", file=file)
+    digest = scalar_text(get_value(entry, "digest", file=file), "digest", file=file)
+    return tag_text(tag, digest)
+
+
+def _set_entry(edit: TextEdit, entry: MappingNode, tag: str, digest: str | None, file: str) -> None:
+    if find_pair(entry, "newTag", file=file) is None:
+        edit.add_pair(entry, "newTag", tag, after="name")
+    elif scalar_text(get_value(entry, "newTag", file=file), "newTag", file=file) != tag:
+        edit.set_value(entry, "newTag", tag)
+    old_digest = find_pair(entry, "digest", file=file)
+    if digest is None:
+        if old_digest is not None:
+            edit.remove_pair(entry, "digest")
+    elif old_digest is None:
+        edit.add_pair(entry, "digest", digest, after="newTag")
+    elif scalar_text(old_digest[1], "digest", file=file) != digest:
+        edit.set_value(entry, "digest", digest)
+
+
+def _add_entry(edit: TextEdit, documents: Sequence[Node], item: dict[str, Data], file: str) -> None:
+    """Append ``item`` to the first ``images:`` list, or give the first document an ``images:`` key."""
+    first: MappingNode | None = None
+    for document in mapping_documents(documents, file=file):
+        first = first or document
+        pair = find_pair(document, "images", file=file)
+        if pair is None:
+            continue
+        if is_null(pair[1]):
+            edit.set_value(document, "images", [item])
+        else:
+            images = _images(document, file)
+            assert images is not None
+            edit.append_item(images, item)
+        return
+    if first is None:
+        raise EditError("no kustomization document to add an images entry to", path=file or None)
+    edit.add_pair(first, "images", [item])

@@ -1,0 +1,160 @@
+"""Composing YAML into node trees, bounded, and reading them.
+
+The editors work on ruamel.yaml's node trees (``compose``), never on constructed Python objects: composing
+is cheaper, keeps every node's marks (where its text is), and leaves aliases as shared nodes instead of
+expanding them.
+
+The work is bounded: nesting deeper than :data:`MAX_DEPTH`, recursive aliases and files that would
+expand past :data:`MAX_EXPANDED_NODES` nodes (alias bombs) are refused with :class:`EditError` in time
+linear in the size of the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from image_updater.errors import EditError
+
+STR_TAG = "tag:yaml.org,2002:str"
+NULL_TAG = "tag:yaml.org,2002:null"
+SEQ_TAG = "tag:yaml.org,2002:seq"
+MAP_TAG = "tag:yaml.org,2002:map"
+
+#: deepest nesting accepted (Kubernetes manifests stay far below it)
+MAX_DEPTH = 100
+#: most nodes a file may hold once aliases are expanded; beyond it the file is an alias bomb
+MAX_EXPANDED_NODES = 200_000
+
+_KIND_NAMES = {MappingNode: "a mapping", SequenceNode: "a list", ScalarNode: "a single value"}
+
+
+def parse_documents(text: str, *, file: str = "") -> list[Node]:
+    """Compose every document of ``text`` into a node tree (an empty document is a null scalar).
+
+    Raises :class:`EditError` when the text is not YAML, nests too deep, or expands too far.
+    """
+    yaml = YAML(typ="safe", pure=True)
+    yaml.max_depth = MAX_DEPTH
+    # Re-defining an anchor is valid YAML; ruamel.yaml would only warn about it.
+    yaml.composer.warn_double_anchors = False
+    path = file or None
+    try:
+        documents = list(yaml.compose_all(text))
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise EditError(f"not valid YAML: {e.problem or e.context}{where}", path=path) from None
+    except YAMLError as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise EditError(f"not valid YAML: {first_line}", path=path) from None
+    except RecursionError:
+        raise EditError("not valid YAML: nested too deeply", path=path) from None
+    try:
+        check_expansion(documents, file=file)
+    except RecursionError:
+        raise EditError("not valid YAML: nested too deeply", path=path) from None
+    return documents
+
+
+def check_expansion(documents: Sequence[Node], *, file: str = "") -> int:
+    """The number of nodes of ``documents`` with aliases expanded, counting each shared node once (so
+    in linear time); recursive aliases and more than :data:`MAX_EXPANDED_NODES` nodes are errors."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    path = file or None
+
+    def size(node: Node) -> int:
+        key = id(node)
+        known = sizes.get(key)
+        if known is not None:
+            return known
+        if isinstance(node, ScalarNode):
+            return 1
+        if key in active:
+            raise EditError(f"refusing a recursive alias (line {node.start_mark.line + 1})", path=path)
+        active.add(key)
+        total = 1
+        for child in children(node):
+            total += size(child)
+            if total > MAX_EXPANDED_NODES:
+                raise EditError(
+                    f"refusing YAML that expands past {MAX_EXPANDED_NODES} nodes through aliases", path=path
+                )
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    total = 0
+    for document in documents:
+        total += size(document)
+        if total > MAX_EXPANDED_NODES:
+            raise EditError(f"refusing YAML that expands past {MAX_EXPANDED_NODES} nodes", path=path)
+    return total
+
+
+def children(node: Node) -> Iterator[Node]:
+    """The direct children of a node: keys and values of a mapping, items of a list."""
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+    elif isinstance(node, SequenceNode):
+        yield from node.value
+
+
+def is_null(node: Node | None) -> bool:
+    """Whether ``node`` is absent or a null scalar (``~``, ``null``, or nothing at all)."""
+    return node is None or (isinstance(node, ScalarNode) and node.tag == NULL_TAG)
+
+
+def line_of(node: Node) -> int:
+    """The 1-based line where ``node`` starts."""
+    return int(node.start_mark.line) + 1
+
+
+def mapping_documents(documents: Sequence[Node], *, file: str = "") -> Iterator[MappingNode]:
+    """The documents that are mappings; empty documents are skipped, any other kind is an error."""
+    for number, document in enumerate(documents, start=1):
+        if is_null(document):
+            continue
+        if not isinstance(document, MappingNode):
+            kind = _KIND_NAMES.get(type(document), "a value")
+            raise EditError(f"document {number} (line {line_of(document)}) is {kind}, not a mapping", path=file or None)
+        yield document
+
+
+def find_pair(mapping: MappingNode, key: str, *, file: str = "") -> tuple[Node, Node] | None:
+    """The ``(key, value)`` nodes of ``key`` in ``mapping``; a duplicated key is an error."""
+    found = None
+    for key_node, value_node in mapping.value:
+        if isinstance(key_node, ScalarNode) and key_node.tag == STR_TAG and key_node.value == key:
+            if found is not None:
+                raise EditError(f"duplicate key {key!r} (line {line_of(key_node)})", path=file or None)
+            found = (key_node, value_node)
+    return found
+
+
+def get_value(mapping: MappingNode, key: str, *, file: str = "") -> Node | None:
+    """The value node of ``key`` in ``mapping``, or ``None`` when the key is absent."""
+    pair = find_pair(mapping, key, file=file)
+    return None if pair is None else pair[1]
+
+
+def expect(node: Node | None, kind: type[Node], what: str, *, file: str = "") -> Node | None:
+    """``node`` if it is of ``kind``, ``None`` if it is null or absent; an :class:`EditError` naming
+    ``what`` otherwise."""
+    if node is None or is_null(node):
+        return None
+    if not isinstance(node, kind):
+        raise EditError(f"{what} (line {line_of(node)}) is not {_KIND_NAMES[kind]}", path=file or None)
+    return node
+
+
+def scalar_text(node: Node | None, what: str, *, file: str = "") -> str | None:
+    """The text of a scalar as written (``1.10`` stays ``1.10``), ``None`` when null or absent."""
+    scalar = expect(node, ScalarNode, what, file=file)
+    return None if scalar is None else str(scalar.value)

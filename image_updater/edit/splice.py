@@ -1,0 +1,313 @@
+"""The shared machinery of the format-preserving YAML editors: splice, then verify.
+
+An edit never re-serialises a document. The editors locate the nodes to change in the composed node tree
+(:mod:`image_updater.edit.nodes`), and a :class:`TextEdit` turns each intended change into a
+replacement of a character range (:mod:`image_updater.edit.layout` knows where a node's text is and how to
+write new text) *and* into the change it must make to the data. :meth:`TextEdit.apply` splices the
+replacements in, parses the result again and compares its data with the original data plus the intended
+changes: if anything else differs, the edit is refused with :class:`EditError` and the caller keeps the
+old text. Everything the edit does not touch (comments, blank lines, key order, quoting, indentation,
+``---``, CRLF, a missing final newline) stays byte for byte, because it is never re-written.
+
+Data is compared at node level: a scalar is its resolved tag and its text as written (``1.10`` stays
+``1.10``), a collection its tag and children. Aliased nodes are shared, not copied, and the number of
+nodes compared is bounded by :data:`~image_updater.edit.nodes.MAX_EXPANDED_NODES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from image_updater.edit.layout import (
+    Data,
+    after_colon,
+    content_end,
+    is_empty,
+    line_break_at,
+    line_end,
+    line_start,
+    newline_of,
+    render_block_item,
+    render_block_pair,
+    render_flow,
+    render_scalar,
+    scalar_span,
+)
+from image_updater.edit.nodes import MAP_TAG, SEQ_TAG, STR_TAG, find_pair, line_of, parse_documents
+from image_updater.errors import EditError
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Replace ``text[start:end]`` with ``new``; ``start == end`` inserts."""
+
+    start: int
+    end: int
+    new: str
+
+
+def splice(text: str, replacements: Iterable[Replacement]) -> str:
+    """``text`` with every replacement made; insertions at one offset keep their order. Overlapping
+    replacements are an error."""
+    ordered = sorted(enumerate(replacements), key=lambda item: (item[1].start, item[1].end > item[1].start, item[0]))
+    pieces: list[str] = []
+    pos = 0
+    for _, replacement in ordered:
+        if replacement.start < pos or replacement.end < replacement.start:
+            raise EditError(f"overlapping edits at offset {replacement.start}")
+        pieces.append(text[pos : replacement.start])
+        pieces.append(replacement.new)
+        pos = replacement.end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+# -- node-level data ----------------------------------------------------------------------------------
+
+
+@dataclass(eq=True)
+class _Map:
+    tag: str
+    pairs: list[tuple[object, object]] = field(default_factory=list)
+
+    def index(self, key: str) -> int:
+        return next(i for i, (k, _) in enumerate(self.pairs) if k == (STR_TAG, key))
+
+
+@dataclass(eq=True)
+class _Seq:
+    tag: str
+    items: list[object] = field(default_factory=list)
+
+
+def _canon(node: Node, memo: dict[int, object], replaced: dict[int, object]) -> object:
+    """The data of ``node`` for comparison: scalars as ``(tag, text)``; aliases stay shared objects."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in replaced:
+        memo[key] = replaced[key]
+    elif isinstance(node, ScalarNode):
+        memo[key] = (str(node.tag), str(node.value))
+    elif isinstance(node, SequenceNode):
+        seq = memo[key] = _Seq(str(node.tag))
+        seq.items.extend(_canon(item, memo, replaced) for item in node.value)
+    else:
+        mapping = memo[key] = _Map(str(node.tag))
+        mapping.pairs.extend((_canon(k, memo, replaced), _canon(v, memo, replaced)) for k, v in node.value)
+    return memo[key]
+
+
+def _data(value: Data) -> object:
+    """Data an edit writes, as :func:`_canon` would read it back."""
+    if isinstance(value, str):
+        return (STR_TAG, value)
+    if isinstance(value, list):
+        return _Seq(SEQ_TAG, [_data(item) for item in value])
+    return _Map(MAP_TAG, [((STR_TAG, k), _data(v)) for k, v in value.items()])
+
+
+def _canon_all(documents: Sequence[Node], replaced: dict[int, object]) -> tuple[list[object], dict[int, object]]:
+    memo: dict[int, object] = {}
+    return [_canon(document, memo, replaced) for document in documents], memo
+
+
+# -- building an edit ---------------------------------------------------------------------------------
+
+_Op = Callable[[dict[int, object]], None]
+
+
+class TextEdit:
+    """The replacements to make on one text, and the data changes they are meant to make.
+
+    Build it from the text and its parsed documents, call the ``set_value``/``add_pair``/
+    ``remove_pair``/``append_item`` methods with nodes of those documents, then :meth:`apply`.
+    """
+
+    def __init__(self, text: str, documents: Sequence[Node], *, file: str = "") -> None:
+        self.text = text
+        self.documents = documents
+        self.file = file
+        self.newline = newline_of(text)
+        self._replacements: list[Replacement] = []
+        self._replaced: dict[int, object] = {}
+        self._ops: list[_Op] = []
+        self._added: dict[tuple[int, str], int] = {}
+
+    @property
+    def changed(self) -> bool:
+        """Whether any replacement was planned."""
+        return bool(self._replacements)
+
+    def _error(self, message: str) -> EditError:
+        return EditError(message, path=self.file or None)
+
+    def _pair(self, mapping: MappingNode, key: str) -> tuple[Node, Node]:
+        pair = find_pair(mapping, key, file=self.file)
+        if pair is None:
+            raise self._error(f"no key {key!r} in the mapping at line {line_of(mapping)}")
+        return pair
+
+    def set_value(self, mapping: MappingNode, key: str, value: Data) -> None:
+        """Set the value of an existing ``key``: a scalar in place, keeping its quotes; an empty value
+        (``key:``) gets ``value`` after the colon; an explicit null is replaced by flow style."""
+        key_node, node = self._pair(mapping, key)
+        if not isinstance(node, ScalarNode):
+            raise self._error(f"{key!r} at line {line_of(node)} is not a single value")
+        previous = self._replaced.get(id(node))
+        if previous is not None:
+            if previous != _data(value):
+                raise self._error(f"conflicting edits of {key!r} at line {line_of(node)}")
+            return
+        self._replaced[id(node)] = _data(value)
+        if is_empty(node):
+            pos = after_colon(self.text, key_node)
+            if isinstance(value, str) or mapping.flow_style or not value:
+                self._replacements.append(Replacement(pos, pos, " " + render_flow(value)))
+            else:
+                indent = int(key_node.start_mark.column)
+                lines = render_block_pair("_", value, indent)[1:]
+                self._insert_lines(line_end(self.text, pos), lines)
+            return
+        start, end = scalar_span(self.text, node)
+        if isinstance(value, str):
+            new = render_scalar(value, style=node.style if node.style in ("'", '"') else None)
+        else:
+            new = render_flow(value)
+        self._replacements.append(Replacement(start, end, new))
+
+    def add_pair(self, mapping: MappingNode, key: str, value: Data, *, after: str | None = None) -> None:
+        """Add ``key: value`` to ``mapping``: after the pair of ``after`` (a key of the mapping, or one
+        added by this edit) when given, else at its end; in the mapping's own style."""
+        if find_pair(mapping, key, file=self.file) is not None:
+            raise self._error(f"key {key!r} already exists in the mapping at line {line_of(mapping)}")
+        first = not mapping.value and not any(added == id(mapping) for added, _ in self._added)
+        if mapping.flow_style:
+            pos = self._flow_position(mapping, after)
+            text = f"{render_scalar(key)}: {render_flow(value)}"
+            self._replacements.append(Replacement(pos, pos, text if first else ", " + text))
+        else:
+            pos = self._block_position(mapping, after)
+            indent = int(mapping.value[0][0].start_mark.column)
+            self._insert_lines(pos, render_block_pair(key, value, indent))
+        self._added[(id(mapping), key)] = pos
+
+        def op(memo: dict[int, object]) -> None:
+            target = memo[id(mapping)]
+            assert isinstance(target, _Map)
+            index = len(target.pairs) if after is None else target.index(after) + 1
+            target.pairs.insert(index, ((STR_TAG, key), _data(value)))
+
+        self._ops.append(op)
+
+    def _flow_position(self, mapping: MappingNode, after: str | None) -> int:
+        if after is not None and (id(mapping), after) in self._added:
+            return self._added[(id(mapping), after)]
+        if not mapping.value:
+            return int(mapping.end_mark.index) - 1
+        key_node, value_node = self._pair(mapping, after) if after else mapping.value[-1]
+        return content_end(self.text, value_node, key=key_node)
+
+    def _block_position(self, mapping: MappingNode, after: str | None) -> int:
+        if after is not None and (id(mapping), after) in self._added:
+            return self._added[(id(mapping), after)]
+        key_node, value_node = self._pair(mapping, after) if after else mapping.value[-1]
+        end = content_end(self.text, value_node, key=key_node)
+        if end <= key_node.start_mark.index:
+            raise self._error(f"cannot add after an alias (line {line_of(key_node)})")
+        return line_end(self.text, end)
+
+    def remove_pair(self, mapping: MappingNode, key: str) -> None:
+        """Remove ``key`` and its value from ``mapping``, with its line when it has one to itself."""
+        key_node, value_node = self._pair(mapping, key)
+        index = next(i for i, (k, _) in enumerate(mapping.value) if k is key_node)
+        assert isinstance(key_node, ScalarNode)  # find_pair only matches scalar keys
+        key_start = scalar_span(self.text, key_node)[0]
+        value_end = content_end(self.text, value_node, key=key_node)
+        following = mapping.value[index + 1][0] if index + 1 < len(mapping.value) else None
+        if mapping.flow_style and index > 0:
+            previous_key, previous_value = mapping.value[index - 1]
+            start, end = content_end(self.text, previous_value, key=previous_key), value_end
+        elif following is not None and (mapping.flow_style or index == 0):
+            start, end = key_start, int(following.start_mark.index)
+        elif not mapping.flow_style and index > 0:
+            start = line_start(self.text, key_start)
+            if self.text[start:key_start].strip():
+                raise self._error(f"cannot remove {key!r} at line {line_of(key_node)}")
+            end = line_end(self.text, value_end)
+            if end == len(self.text):
+                start -= len(self.newline) if self.text[:start].endswith(self.newline) else 0
+            else:
+                end += len(line_break_at(self.text, end))
+        else:
+            raise self._error(f"cannot remove the only key {key!r} at line {line_of(key_node)}")
+        self._replacements.append(Replacement(start, end, ""))
+
+        def op(memo: dict[int, object]) -> None:
+            target = memo[id(mapping)]
+            assert isinstance(target, _Map)
+            del target.pairs[target.index(key)]
+
+        self._ops.append(op)
+
+    def append_item(self, sequence: SequenceNode, item: Data) -> None:
+        """Append ``item`` to ``sequence``, laid out like its first item."""
+        if sequence.flow_style:
+            if sequence.value:
+                pos = content_end(self.text, sequence.value[-1])
+                self._replacements.append(Replacement(pos, pos, ", " + render_flow(item)))
+            else:
+                pos = int(sequence.end_mark.index) - 1
+                self._replacements.append(Replacement(pos, pos, render_flow(item)))
+        else:
+            dash, offset = self._dash_layout(sequence)
+            end = content_end(self.text, sequence)
+            self._insert_lines(line_end(self.text, end), render_block_item(item, dash, offset))
+
+        def op(memo: dict[int, object]) -> None:
+            target = memo[id(sequence)]
+            assert isinstance(target, _Seq)
+            target.items.append(_data(item))
+
+        self._ops.append(op)
+
+    def _dash_layout(self, sequence: SequenceNode) -> tuple[int, int]:
+        """The column of the items' ``-`` and the distance from it to the item's content."""
+        first = sequence.value[0]
+        start = int(first.start_mark.index)
+        prefix = self.text[line_start(self.text, start) : start]
+        stripped = prefix.lstrip(" ")
+        if stripped.startswith("-") and not stripped[1:].strip(" ") and len(stripped) >= 2:
+            dash = len(prefix) - len(stripped)
+            return dash, len(prefix) - dash
+        return int(sequence.start_mark.column), 2
+
+    def _insert_lines(self, pos: int, lines: list[str]) -> None:
+        """Insert whole lines after the line that ends at ``pos``."""
+        block = "".join(self.newline + line for line in lines)
+        self._replacements.append(Replacement(pos, pos, block))
+
+    def apply(self) -> str:
+        """The edited text, verified: its data is the original data with exactly the intended changes.
+        Raises :class:`EditError` (and nothing is written) otherwise. No replacements: the text as is."""
+        if not self._replacements:
+            return self.text
+        new_text = splice(self.text, self._replacements)
+        try:
+            after = parse_documents(new_text, file=self.file)
+        except EditError as e:
+            raise self._error(f"the edit would not parse ({e.message}); file left untouched") from None
+        try:
+            expected, memo = _canon_all(self.documents, self._replaced)
+            for op in self._ops:
+                op(memo)
+            actual, _ = _canon_all(after, {})
+            same = expected == actual
+        except RecursionError:
+            raise self._error("the file nests too deeply to verify an edit; file left untouched") from None
+        if not same:
+            raise self._error("the edit would change more than the intended values; file left untouched")
+        return new_text
