@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check image_updater tests bench scripts
+.venv/bin/ruff check .
 .venv/bin/python -m pytest -q "$@"
