@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from image_updater.errors import ConstraintError, ImageUpdaterError
 from image_updater.model.spec import ImageSpec
-from image_updater.selection.base import Selection, Strategy, TagInfo
+from image_updater.selection.base import Selection, Skipped, Strategy, TagInfo
 from image_updater.selection.filters import TagFilter
 from image_updater.selection.semver import SemverStrategy
 
@@ -28,8 +28,16 @@ class Selector:
         return self.strategy.would_downgrade(current, selected)
 
     def select(self, tags: Sequence[TagInfo]) -> Selection:
-        """Filter, then let the strategy choose; skipped tags from both steps are reported."""
+        """Filter, then let the strategy choose; skipped tags from both steps are reported.
+
+        For strategies that need metadata, filter first, fill in the metadata of what is kept, then
+        :meth:`choose` (the cycle does that, see ``service.cycle.select_tags``).
+        """
         kept, skipped = self.filter.apply(tags)
+        return self.choose(kept, skipped)
+
+    def choose(self, kept: Sequence[TagInfo], skipped: Sequence[Skipped]) -> Selection:
+        """Let the strategy choose among filtered tags; ``skipped`` are the filter's left-outs."""
         selection = self.strategy.select(kept)
         return replace(selection, skipped=tuple(skipped) + selection.skipped)
 

@@ -37,6 +37,10 @@ class TagSource(Protocol):
         """Every tag of the image's repository."""
         ...
 
+    async def with_metadata(self, image: ImageSpec, tags: Sequence[TagInfo]) -> list[TagInfo]:
+        """``tags`` with ``digest`` and ``created`` filled in, for strategies that need them."""
+        ...
+
 
 class Status(StrEnum):
     """How an image or an Application fared in a cycle."""
@@ -121,7 +125,7 @@ class _TagCache:
     """Tag listings of one cycle, one request per distinct repository, shared by all users."""
 
     def __init__(self, source: TagSource, limit: int) -> None:
-        self._source = source
+        self.source = source
         self._tasks: dict[ImageName, asyncio.Task[list[TagInfo]]] = {}
         self._semaphore = asyncio.Semaphore(limit)
 
@@ -131,7 +135,7 @@ class _TagCache:
 
     async def _fetch(self, image: ImageSpec) -> list[TagInfo]:
         async with self._semaphore:
-            return await self._source.list_tags(image)
+            return await self.source.list_tags(image)
 
     async def get(self, image: ImageSpec) -> list[TagInfo]:
         self.start(image)
@@ -251,6 +255,14 @@ async def _process_group(
             p.outcome.commit = written.commit
 
 
+async def select_tags(selector: Selector, image: ImageSpec, tags: Sequence[TagInfo], source: TagSource) -> Selection:
+    """Filter, fetch metadata for what is left when the strategy needs it, then choose."""
+    kept, skipped = selector.filter.apply(tags)
+    if selector.needs_metadata and kept:
+        kept = await source.with_metadata(image, kept)
+    return selector.choose(kept, skipped)
+
+
 def _unmark_updates(outcome: AppOutcome, reason: str) -> None:
     for image in outcome.images:
         if image.status is Status.UPDATED:
@@ -278,7 +290,7 @@ async def _plan_app(
         try:
             current = current_tag(app, image, workspace, files)
             tags = await tag_cache.get(image)
-            selection = selector.select(tags)
+            selection = await select_tags(selector, image, tags, tag_cache.source)
         except ImageUpdaterError as e:
             error = e.with_context(app=app.name, image=image.label)
             outcome.images.append(ImageOutcome(image.label, Status.FAILED, e.message, error=error))

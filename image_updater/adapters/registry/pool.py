@@ -176,3 +176,7 @@ class RegistryPool:
         client = self.client_for(image.name)
         await self._ensure_pinged(image.name, client)
         return [TagInfo(tag) for tag in await client.list_tags(image.name.repository)]
+
+    async def with_metadata(self, image: ImageSpec, tags: Sequence[TagInfo]) -> list[TagInfo]:
+        """Not needed by the semver strategy; the metadata-driven strategies come with their fetcher."""
+        raise NotImplementedError("metadata fetching arrives with the newest-build and digest strategies")
