@@ -95,6 +95,8 @@ class CycleResult:
     apps: list[AppOutcome] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
+    #: pushes rejected because someone pushed meanwhile (each was re-applied on the new tip)
+    push_conflicts: int = 0
     duration_s: float = 0.0
 
     @property
@@ -243,6 +245,7 @@ async def _process_group(
                 _unmark_updates(p.outcome, f"write-back failed: {e.message}")
         return
     result.diffs.extend(written.diffs)
+    result.push_conflicts += max(0, written.attempts - 1)
     if written.commit:
         result.commits.append(written.commit)
     for p in planned:
