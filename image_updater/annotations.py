@@ -131,10 +131,14 @@ def _image_settings(
     *,
     name_obj: Any,
 ) -> ImageSpec:
+    # An alias may hold "/", which Kubernetes annotation names cannot: AIU reads such an alias's keys
+    # with "_" in its place (alias argoproj/argocd -> argoproj_argocd.update-strategy).
+    symbolic = alias.replace("/", "_") if alias is not None else None
+
     def get(key: str) -> tuple[str, str | None]:
         # AIU reads per-image keys under the alias only; app-wide defaults have no alias prefix.
-        if alias is not None and PREFIX + f"{alias}.{key}" in annotations:
-            return PREFIX + f"{alias}.{key}", annotations[PREFIX + f"{alias}.{key}"]
+        if symbolic is not None and PREFIX + f"{symbolic}.{key}" in annotations:
+            return PREFIX + f"{symbolic}.{key}", annotations[PREFIX + f"{symbolic}.{key}"]
         return PREFIX + key, annotations.get(PREFIX + key)
 
     label = alias or written

@@ -10,11 +10,24 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class TagInfo:
-    """A tag as the registry reports it; ``digest`` and ``created`` only when a strategy needed them."""
+    """A tag as the registry reports it, with what the strategies may need about it.
+
+    ``digest`` and ``created`` are filled in only for strategies that need them (they cost registry
+    requests); ``problem`` says why they could not be (``no image for linux/arm64``), and a strategy
+    that needs them skips the tag with that reason. ``value`` is the text ``tag-extract`` took from the
+    tag; strategies compare :attr:`key` and always write :attr:`tag`.
+    """
 
     tag: str
     digest: str | None = None
     created: datetime | None = None
+    value: str | None = None
+    problem: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What a strategy compares: the extracted value when there is one, else the tag itself."""
+        return self.tag if self.value is None else self.value
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,7 @@ class Selection:
 
     ``considered`` lists the candidate tags best-last, in the order the strategy ranked them;
     ``skipped`` says for every other tag why it was left out; ``reason`` is one human sentence.
+    ``selected`` is the text to write: a tag, or ``tag@sha256:...`` for the ``digest`` strategy.
     """
 
     strategy: str
@@ -55,5 +69,11 @@ class Strategy(Protocol):
 
     def would_downgrade(self, current: str, selected: str) -> bool:
         """Whether moving from ``current`` to ``selected`` goes backwards although ``current`` is still
-        acceptable (it would have been chosen had the registry listed it)."""
+        acceptable (it would have been chosen had the registry listed it). Both are compared as the
+        strategy compares tags (extracted values when ``tag-extract`` is set)."""
         ...
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 tag``, ``2 tags``: a number with its noun."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"

@@ -1,8 +1,12 @@
-"""Tag filters applied before a strategy ranks tags: ``allow-tags`` and ``ignore-tags``."""
+"""Tag filters applied before a strategy ranks tags: ``allow-tags``, ``ignore-tags`` and the tracked tag.
+
+``allow-tags`` is ``any`` or ``regexp:<re>`` (unanchored, as in AIU; both words case-insensitive, as
+AIU's parser lowers them). Anything else is an error naming the annotation, where AIU matches no tag at
+all and only logs a warning. ``ignore-tags`` are Go ``filepath.Match`` globs (see :mod:`.patterns`).
+"""
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,43 +14,70 @@ from dataclasses import dataclass
 from image_updater.errors import ConstraintError
 from image_updater.model.ref import is_valid_tag
 from image_updater.selection.base import Skipped, TagInfo
+from image_updater.selection.patterns import compile_glob, compile_regexp
+
+ALLOW_TAGS = "allow-tags"
+IGNORE_TAGS = "ignore-tags"
 
 
 @dataclass(frozen=True)
 class TagFilter:
-    """``allow-tags`` (``regexp:<re>``, unanchored as in AIU, or ``any``) and ``ignore-tags`` globs."""
+    """Which listed tags a strategy may consider, and why the others may not.
+
+    ``only`` keeps the one tag the ``digest`` strategy tracks.
+    """
 
     allow: re.Pattern[str] | None = None
     allow_text: str | None = None
-    ignore: tuple[str, ...] = ()
+    ignore: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    only: str | None = None
 
     @classmethod
-    def build(cls, allow_tags: str | None, ignore_tags: Sequence[str] = ()) -> TagFilter:
-        """Compile the filter; an invalid regexp or an unknown form is a :class:`ConstraintError`."""
-        pattern = None
-        text = (allow_tags or "").strip()
-        if text and text != "any":
-            if not text.startswith("regexp:"):
-                raise ConstraintError(f"allow-tags {text!r} must be 'any' or 'regexp:<expression>'")
-            try:
-                pattern = re.compile(text[len("regexp:") :])
-            except re.error as e:
-                raise ConstraintError(f"allow-tags {text!r} is not a valid regular expression: {e}") from e
-        return cls(allow=pattern, allow_text=text or None, ignore=tuple(ignore_tags))
+    def build(cls, allow_tags: str | None, ignore_tags: Sequence[str] = (), *, only: str | None = None) -> TagFilter:
+        """Compile the filter; an invalid regexp, glob or form is a :class:`ConstraintError`."""
+        return cls(
+            allow=parse_allow_tags(allow_tags),
+            allow_text=(allow_tags or "").strip() or None,
+            ignore=tuple((glob, compile_glob(glob, what=IGNORE_TAGS)) for glob in ignore_tags),
+            only=only,
+        )
+
+    def accepts(self, tag: str) -> bool:
+        """Whether ``tag`` passes this filter (it would be a candidate if listed)."""
+        return self._reason(tag) is None
 
     def apply(self, tags: Sequence[TagInfo]) -> tuple[list[TagInfo], list[Skipped]]:
         """Split tags into the ones kept and the ones skipped, each with its reason."""
         kept: list[TagInfo] = []
         skipped: list[Skipped] = []
         for info in tags:
-            if not is_valid_tag(info.tag):
-                skipped.append(Skipped(info.tag, "not a valid OCI tag"))
-                continue
-            glob = next((g for g in self.ignore if fnmatch.fnmatchcase(info.tag, g)), None)
-            if glob is not None:
-                skipped.append(Skipped(info.tag, f"matches ignore-tags {glob!r}"))
-            elif self.allow is not None and not self.allow.search(info.tag):
-                skipped.append(Skipped(info.tag, f"does not match allow-tags {self.allow_text!r}"))
-            else:
+            reason = self._reason(info.tag)
+            if reason is None:
                 kept.append(info)
+            else:
+                skipped.append(Skipped(info.tag, reason))
         return kept, skipped
+
+    def _reason(self, tag: str) -> str | None:
+        if not is_valid_tag(tag):
+            return "not a valid OCI tag"
+        if self.only is not None and tag != self.only:
+            return f"not the tracked tag {self.only!r}"
+        glob = next((text for text, pattern in self.ignore if pattern.fullmatch(tag)), None)
+        if glob is not None:
+            return f"matches ignore-tags {glob!r}"
+        if self.allow is not None and not self.allow.search(tag):
+            return f"does not match allow-tags {self.allow_text!r}"
+        return None
+
+
+def parse_allow_tags(text: str | None) -> re.Pattern[str] | None:
+    """``None`` for no filter (absent, empty or ``any``), else the compiled ``regexp:`` expression."""
+    value = (text or "").strip()
+    if not value or value.lower() == "any":
+        return None
+    kind, sep, expression = value.partition(":")
+    if not sep or kind.lower() != "regexp":
+        hint = f" (did you mean 'regexp:{value}'?)" if not sep else ""
+        raise ConstraintError(f"{ALLOW_TAGS} {value!r} must be 'any' or 'regexp:<expression>'{hint}")
+    return compile_regexp(expression, what=ALLOW_TAGS)

@@ -5,13 +5,15 @@ the constraint names one (Masterminds). With no constraint at all, every version
 included, as Argo CD Image Updater does: it checks tags against a constraint only when one is given, so
 ``nginx`` with no constraint follows the highest version, ``2.0.0-rc.1`` included. Ties in precedence
 (``1.2`` and ``v1.2.0``) are broken by the tag string, so the choice never depends on registry order.
+With ``tag-extract`` the version is read from the extracted value (:attr:`TagInfo.key`) and the tag
+itself is what gets chosen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from image_updater.selection.base import Selection, Skipped, TagInfo
+from image_updater.selection.base import Selection, Skipped, TagInfo, count
 from image_updater.selection.constraints import Constraint
 from image_updater.selection.versions import Version, parse_version
 
@@ -37,16 +39,16 @@ class SemverStrategy:
 
     def select(self, tags: Sequence[TagInfo]) -> Selection:
         """Rank the versions among ``tags``, best last, and explain every tag left out."""
-        candidates: list[Version] = []
+        candidates: list[tuple[Version, str]] = []
         skipped: list[Skipped] = []
         not_versions = out_of_range = prereleases = 0
         for info in tags:
-            version = parse_version(info.tag)
+            version = parse_version(info.key)
             if version is None:
                 not_versions += 1
                 skipped.append(Skipped(info.tag, NOT_A_VERSION))
             elif self.constraint is None or self.constraint.check(version):
-                candidates.append(version)
+                candidates.append((version, info.tag))
             elif version.is_prerelease and not self.constraint.names_prerelease:
                 prereleases += 1
                 skipped.append(Skipped(info.tag, PRERELEASE_NOT_NAMED))
@@ -54,10 +56,11 @@ class SemverStrategy:
                 out_of_range += 1
                 skipped.append(Skipped(info.tag, f"does not satisfy {self.constraint}"))
 
-        candidates.sort()
-        considered = tuple(version.original for version in candidates)
+        # Equal precedence breaks by the compared text, then by the tag (two tags may extract the same value).
+        candidates.sort(key=lambda pair: (pair[0].sort_key(), pair[1]))
+        considered = tuple(tag for _, tag in candidates)
         if considered:
-            reason = f"highest of {_count(len(considered), 'version')} {self._scope()}"
+            reason = f"highest of {count(len(considered), 'version')} {self._scope()}"
         else:
             reason = self._nothing(len(tags), not_versions, out_of_range, prereleases)
         return Selection(
@@ -90,18 +93,14 @@ class SemverStrategy:
         if total == 0:
             return "no tags to choose from"
         if self.constraint is None:
-            return f"no tag is a semantic version ({_count(total, 'tag')})"
+            return f"no tag is a semantic version ({count(total, 'tag')})"
         causes = (
             (not_versions, "not a semantic version", "not semantic versions"),
             (out_of_range, "out of range", "out of range"),
             (prereleases, "pre-release", "pre-releases"),
         )
-        detail = ", ".join(_count(n, one, many) for n, one, many in causes if n)
-        return f"no tag satisfies {self.constraint} ({_count(total, 'tag')}: {detail})"
+        detail = ", ".join(count(n, one, many) for n, one, many in causes if n)
+        return f"no tag satisfies {self.constraint} ({count(total, 'tag')}: {detail})"
 
     def __repr__(self) -> str:
         return f"SemverStrategy({str(self.constraint) if self.constraint else None!r})"
-
-
-def _count(n: int, singular: str, plural: str | None = None) -> str:
-    return f"{n} {singular if n == 1 else plural or singular + 's'}"
