@@ -23,13 +23,14 @@ from image_updater.adapters.git.workspace import default_cache_dir
 from image_updater.adapters.registry.pool import RegistryPool, load_registries_conf
 from image_updater.annotations import STRATEGIES
 from image_updater.appfilter import build_filter
-from image_updater.config import RegistrySettings, Settings, load_settings, parse_duration
+from image_updater.config import Settings, load_settings, parse_duration
 from image_updater.errors import ConfigError, ImageUpdaterError
 from image_updater.logsetup import configure_logging
 from image_updater.model.ref import parse_image_name, split_name_suffix
 from image_updater.model.spec import ImageSpec
-from image_updater.selection.factory import build_selector
-from image_updater.service.cycle import CycleDeps, CycleResult, Status, run_cycle
+from image_updater.selection.base import Selection, TagInfo
+from image_updater.selection.factory import Selector, build_selector
+from image_updater.service.cycle import CycleDeps, CycleResult, Status, run_cycle, select_tags
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -60,17 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", help="where Git clones are cached between cycles")
 
     test = sub.add_parser("test", help="ask the registry which tag would be chosen, and why")
-    test.add_argument("image", help="image name, e.g. ghcr.io/org/app or 127.0.0.1:5000/demo/app")
+    test.add_argument("image", help="image name, e.g. ghcr.io/org/app or 127.0.0.1:5000/demo/app[:constraint]")
     test.add_argument("--update-strategy", default="semver", help=f"one of {', '.join(sorted(STRATEGIES))}")
-    test.add_argument("--semver-constraint", help="version constraint, e.g. ~1.1")
+    test.add_argument("--semver-constraint", help="version constraint (or the tag the digest strategy tracks)")
     test.add_argument("--allow-tags", help="'any' or 'regexp:<expression>'")
-    test.add_argument("--tag-extract", help="template over the allow-tags match, e.g. $1")
-    test.add_argument("--ignore-tags", action="append", default=[], metavar="GLOB")
-    test.add_argument("--platforms", default="", help="e.g. linux/amd64,linux/arm64")
-    test.add_argument("--registries-conf", metavar="FILE")
-    test.add_argument("--credentials", metavar="SPEC", help="env:VAR, ext:/path, or user:password")
+    test.add_argument("--tag-extract", help="template over the allow-tags match, e.g. $1 or $ts")
+    test.add_argument("--ignore-tags", action="append", default=[], metavar="GLOB", help="repeatable")
+    test.add_argument(
+        "--platforms", action="append", default=[], help="e.g. linux/amd64,linux/arm64 (default: this machine's)"
+    )
+    test.add_argument("--registries-conf", "--registries-conf-path", dest="registries_conf", metavar="FILE")
+    test.add_argument(
+        "--credentials",
+        metavar="SPEC",
+        help="env:VAR, file:/path, ext:/path or dockerconfig:/path (overrides the registry's)",
+    )
+    test.add_argument("--rate-limit", type=float, metavar="N", help="requests per second (overrides the registry's)")
     test.add_argument("--current-tag", help="the tag running now")
     test.add_argument("--output", choices=("text", "json"), default="text")
+    test.add_argument("--loglevel", default="warning", choices=("trace", "debug", "info", "warn", "warning", "error"))
     test.add_argument("--config", help="YAML config file, for its registries")
 
     check = sub.add_parser("check", help="validate the config and every Application's annotations")
@@ -197,7 +206,8 @@ def _print_result(result: CycleResult, *, dry_run: bool) -> None:
 
 
 def _test(args: argparse.Namespace) -> int:
-    configure_logging("console", "warning")
+    level = {"trace": "debug", "warn": "warning"}.get(args.loglevel, args.loglevel)
+    configure_logging("console", level)
     settings = load_settings(args.config) if args.config else Settings()
     registries = load_registries_conf(args.registries_conf) if args.registries_conf else settings.registries
     name_text, constraint, _ = split_name_suffix(args.image)
@@ -205,7 +215,10 @@ def _test(args: argparse.Namespace) -> int:
     strategy = STRATEGIES.get(args.update_strategy)
     try:
         if strategy is None:
-            raise ConfigError(f"unknown update strategy {args.update_strategy!r}", key="--update-strategy")
+            raise ConfigError(
+                f"unknown update strategy {args.update_strategy!r} (known: {', '.join(sorted(STRATEGIES))})",
+                key="--update-strategy",
+            )
         image = ImageSpec(
             name=parse_image_name(name_text),
             written_name=name_text,
@@ -213,8 +226,9 @@ def _test(args: argparse.Namespace) -> int:
             strategy=strategy,
             allow_tags=args.allow_tags,
             ignore_tags=tuple(args.ignore_tags),
-            platforms=tuple(p.strip() for p in args.platforms.split(",") if p.strip()),
+            platforms=tuple(p.strip() for value in args.platforms for p in value.split(",") if p.strip()),
             tag_extract=args.tag_extract,
+            pull_secret=args.credentials,
         )
         selector = build_selector(image)
     except ConfigError:
@@ -222,52 +236,63 @@ def _test(args: argparse.Namespace) -> int:
     except ImageUpdaterError as e:
         print(f"image-updater: {e}", file=sys.stderr)
         return EXIT_USAGE
-    if args.credentials:
-        registries = _with_credentials(registries, image, args.credentials)
 
-    async def ask() -> Any:
-        async with RegistryPool(registries) as pool:
-            return await pool.list_tags(image)
+    async def ask() -> tuple[list[TagInfo], Selection]:
+        async with RegistryPool(registries, rate_limit=args.rate_limit) as pool:
+            tags = await pool.list_tags(image)
+            return tags, await select_tags(selector, image, tags, pool)
 
     try:
-        tags = asyncio.run(ask())
+        tags, selection = asyncio.run(ask())
     except ImageUpdaterError as e:
         print(f"image-updater: {e.with_context(image=name_text)}", file=sys.stderr)
         return EXIT_FAILED
-    selection = selector.select(tags)
-    payload = {
-        "image": str(image.name),
-        "current": args.current_tag,
-        "selected": selection.selected,
-        "digest": selection.digest,
-        "strategy": selection.strategy,
-        "considered": list(selection.considered),
-        "skipped": [{"tag": s.tag, "reason": s.reason} for s in selection.skipped],
-    }
     if args.output == "json":
+        payload = {
+            "image": str(image.name),
+            "current": args.current_tag,
+            "selected": selection.selected,
+            "digest": selection.digest,
+            "strategy": selection.strategy,
+            "considered": list(selection.considered),
+            "skipped": [{"tag": s.tag, "reason": s.reason} for s in selection.skipped],
+        }
         print(json.dumps(payload, indent=2))
     else:
-        print(f"image:     {payload['image']}")
-        print(f"strategy:  {selection.strategy}" + (f" (constraint {constraint})" if constraint else ""))
-        print(f"tags:      {len(tags)} listed, {len(selection.considered)} candidates")
-        if args.current_tag:
-            print(f"current:   {args.current_tag}")
-        print(f"selected:  {selection.selected or '(none)'}")
-        print(f"why:       {selection.reason}")
-        if args.current_tag and selection.selected and selection.selected != args.current_tag:
-            print(f"update:    {args.current_tag} -> {selection.selected}")
+        _print_test(image, constraint, tags, selection, selector, args.current_tag)
     return EXIT_OK if selection.selected else EXIT_FAILED
 
 
-def _with_credentials(
-    registries: Sequence[RegistrySettings], image: ImageSpec, spec: str
-) -> tuple[RegistrySettings, ...]:
-    """The registries with ``spec`` as the credentials of the image's registry."""
-    host = image.name.registry
-    found = [r for r in registries if host.startswith(r.prefix.split("/")[0])]
-    if found:
-        return tuple(dataclasses.replace(r, credentials=spec) if r in found else r for r in registries)
-    return (*registries, RegistrySettings(name=host, prefix=host, credentials=spec))
+def _print_test(
+    image: ImageSpec,
+    constraint: str | None,
+    tags: Sequence[TagInfo],
+    selection: Selection,
+    selector: Selector,
+    current: str | None,
+) -> None:
+    """The human form of ``test``: the choice, why, the best candidates and the skipped tags by reason."""
+    print(f"image:      {image.name}")
+    print(f"strategy:   {selection.strategy}" + (f" (constraint {constraint})" if constraint else ""))
+    print(f"tags:       {len(tags)} listed, {len(selection.considered)} candidates, {len(selection.skipped)} skipped")
+    if selection.considered:
+        best = ", ".join(reversed(selection.considered[-5:]))
+        print(f"best first: {best}" + (", ..." if len(selection.considered) > 5 else ""))
+    by_reason: dict[str, list[str]] = {}
+    for skipped in selection.skipped:
+        by_reason.setdefault(skipped.reason, []).append(skipped.tag)
+    for reason, skipped_tags in sorted(by_reason.items(), key=lambda item: -len(item[1])):
+        shown = ", ".join(skipped_tags[:5]) + (", ..." if len(skipped_tags) > 5 else "")
+        print(f"skipped:    {len(skipped_tags)} {reason}: {shown}")
+    if current:
+        print(f"current:    {current}")
+    print(f"selected:   {selection.selected or '(none)'}" + (f" ({selection.digest})" if selection.digest else ""))
+    print(f"why:        {selection.reason}")
+    if current and selection.selected and selection.selected != current:
+        if selector.would_downgrade(current, selection.selected):
+            print(f"update:     none: {current} ranks above {selection.selected} and is still allowed")
+        else:
+            print(f"update:     {current} -> {selection.selected}")
 
 
 def _check(args: argparse.Namespace) -> int:

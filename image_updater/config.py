@@ -76,19 +76,39 @@ class ApplicationsSettings:
 
 @dataclass(frozen=True)
 class RegistrySettings:
-    """One entry of AIU's ``registries.conf``."""
+    """One entry of AIU's ``registries.conf`` (every key of that file is accepted as it is)."""
 
+    #: shown in logs and errors
     name: str = ""
+    #: images whose name starts with this (host, or host/path) use this entry; the longest prefix wins
     prefix: str = ""
+    #: the registry API root; default ``https://<prefix host>``
     api_url: str = ""
-    #: ``env:VAR``, ``ext:/path``, ``secret:ns/name#field`` or ``pullsecret:ns/name``
+    #: ``env:VAR``, ``file:/path``, ``ext:/path``, ``secret:ns/name#field``, ``pullsecret:ns/name`` or
+    #: ``dockerconfig:/path/config.json``
     credentials: str | None = None
+    #: seconds after which the credentials are read again; ``None``: never
     credsexpire: float | None = None
-    defaultns: str = "library"
+    #: namespace put before single-component names on this registry (Docker Hub always uses ``library``)
+    defaultns: str = ""
+    #: the registry of image names that name none (instead of Docker Hub); at most one entry
     default: bool = False
+    #: skip TLS certificate verification
     insecure: bool = False
     #: requests per second; 0 for no limit
     limit: float = 0.0
+    #: AIU's ``ping``: ``False`` skips the up-front ``GET /v2/`` (auth is then set up by the first request)
+    ping: bool = True
+    #: AIU's ``tagsortmode``: ``latest-first`` or ``latest-last`` when the registry lists tags by push
+    #: time, which ``newest-build`` then uses instead of fetching metadata; ``none`` (default) otherwise
+    tagsortmode: str = "none"
+    #: a PEM CA bundle to trust for this registry, besides the system's
+    ca_file: str = ""
+    #: PEM CA certificates, inline
+    ca_data: str = ""
+
+
+TAG_SORT_MODES = ("none", "latest-first", "latest-last")
 
 
 @dataclass(frozen=True)
@@ -318,17 +338,41 @@ def _registry(r: _Reader) -> RegistrySettings:
     limit = r.get("limit", (int, float), 0)
     if limit < 0:
         raise ConfigError("must not be negative", key=r.key("limit"), line=r.line("limit"))
+    sort_mode = (r.get("tagsortmode", str, "none").strip() or "none").lower()
+    if sort_mode not in TAG_SORT_MODES:
+        raise ConfigError(
+            f"{sort_mode!r} is not one of {', '.join(TAG_SORT_MODES)}",
+            key=r.key("tagsortmode"),
+            line=r.line("tagsortmode"),
+        )
     return RegistrySettings(
         name=r.get("name", str, prefix),
         prefix=prefix,
         api_url=api_url.rstrip("/"),
         credentials=r.get("credentials", str, None),
         credsexpire=None if expire is None else parse_duration(expire, key=r.key("credsexpire")),
-        defaultns=r.get("defaultns", str, "library"),
-        default=r.get("default", bool, False),
-        insecure=r.get("insecure", bool, False),
+        defaultns=r.get("defaultns", str, ""),
+        default=_flag(r, "default", False),
+        insecure=_flag(r, "insecure", False),
         limit=float(limit),
+        ping=_flag(r, "ping", True),
+        tagsortmode=sort_mode,
+        ca_file=r.get("ca_file", str, ""),
+        ca_data=r.get("ca_data", str, ""),
     )
+
+
+_YAML11_BOOLEANS = {"yes": True, "on": True, "true": True, "no": False, "off": False, "false": False}
+
+
+def _flag(r: _Reader, name: str, default: bool) -> bool:
+    """A boolean, also written the YAML 1.1 way (``yes``/``no``/``on``/``off``) as AIU's examples do."""
+    value = r.get(name, (bool, str), default)
+    if isinstance(value, str):
+        if value.strip().lower() not in _YAML11_BOOLEANS:
+            raise ConfigError(f"expected a boolean, got {value!r}", key=r.key(name), line=r.line(name))
+        return _YAML11_BOOLEANS[value.strip().lower()]
+    return bool(value)
 
 
 def _git(r: _Reader) -> GitSettings:

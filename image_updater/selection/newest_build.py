@@ -41,7 +41,7 @@ class NewestBuildStrategy:
         considered = tuple(info.tag for _, _, info in candidates)
         if candidates:
             best = candidates[-1][2]
-            when = best.created.isoformat() if best.created else "?"
+            when = best.created.isoformat().replace("+00:00", "Z") if best.created else "?"
             reason = f"newest of {count(len(considered), 'image')} by creation date (built {when})"
             digest = best.digest
         else:

@@ -1,18 +1,24 @@
 """Registries as the cycle sees them: configuration -> one client per registry, credentials, tags.
 
-``RegistryPool`` implements the cycle's ``TagSource``: it picks the ``registries`` entry for an image
-(the longest matching ``prefix``), builds one :class:`RegistryClient` per registry with that entry's
-credentials, rate limit and TLS setting, pings each registry once before fanning out (so concurrent
-first requests do not all run the token dance), and lists tags.
+``RegistryPool`` implements the cycle's ``TagSource``. For an image it finds the ``registries`` entry
+(:func:`resolve_endpoint`: the longest matching ``prefix``; the ``default: true`` entry for names that
+name no registry; ``defaultns`` for single-component names), builds one :class:`RegistryClient` per
+registry and credentials (the image's ``pull-secret`` before the entry's ``credentials``), pings each
+registry once before fanning out (so concurrent first requests do not all run the token dance), lists
+tags, and fills in digests and creation dates through a :class:`MetadataCache` that can outlive the
+pool (pass the same cache to the pool of every cycle).
 """
 
 from __future__ import annotations
 
 import asyncio
-import shlex
+import platform as host_platform
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,16 +28,20 @@ from ruamel.yaml.error import YAMLError
 
 from image_updater.adapters.registry.auth import Credentials
 from image_updater.adapters.registry.client import RegistryClient
+from image_updater.adapters.registry.credentials import CredentialsProvider, resolve_credentials
+from image_updater.adapters.registry.metadata import MetadataCache, MetadataFetcher
 from image_updater.adapters.registry.transport import RequestCounter
 from image_updater.adapters.registry.urls import base_url_for
-from image_updater.config import RegistrySettings, _Reader, _registry, resolve_secret
-from image_updater.errors import ConfigError, RegistryAuthError
-from image_updater.logsetup import register_secret
-from image_updater.model.ref import ImageName
+from image_updater.config import RegistrySettings, _Reader, _registry
+from image_updater.errors import ConfigError
+from image_updater.model.ref import DOCKER_HUB, ImageName, names_registry, normalize_registry_host
 from image_updater.model.spec import ImageSpec
 from image_updater.selection.base import TagInfo
+from image_updater.selection.platforms import Platform, parse_platforms
 
-EXT_TIMEOUT_S = 10.0
+DEFAULT_METADATA_CONCURRENCY = 8
+_MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i386": "386", "i686": "386"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def load_registries_conf(path: str | Path) -> tuple[RegistrySettings, ...]:
@@ -45,61 +55,75 @@ def load_registries_conf(path: str | Path) -> tuple[RegistrySettings, ...]:
     reader = _Reader(data, "")
     reader.check_known({"registries"})
     entries = reader.get("registries", list, [])
-    return tuple(_registry(_Reader(entry, f"registries[{i}]")) for i, entry in enumerate(entries))
+    registries = tuple(_registry(_Reader(entry, f"registries[{i}]")) for i, entry in enumerate(entries))
+    check_registries(registries)
+    return registries
+
+
+def check_registries(registries: Sequence[RegistrySettings]) -> None:
+    """AIU's rules across entries: prefixes are unique, and at most one entry is the default."""
+    seen: set[str] = set()
+    for index, entry in enumerate(registries):
+        prefix = _normalize_prefix(entry.prefix)
+        if prefix in seen:
+            raise ConfigError(f"prefix {entry.prefix!r} is used by an earlier entry", key=f"registries[{index}].prefix")
+        seen.add(prefix)
+    defaults = [r.name or r.prefix for r in registries if r.default]
+    if len(defaults) > 1:
+        raise ConfigError(f"only one registry may be the default, not {', '.join(defaults)}", key="registries")
+
+
+def runtime_platform() -> Platform:
+    """The platform this process runs on (``linux/amd64``), AIU's default for ``platforms``."""
+    machine = host_platform.machine().lower()
+    return Platform(host_platform.system().lower() or "linux", _MACHINES.get(machine, machine or "amd64"))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an image really is: its name on the registry, the entry that applies, the API root."""
+
+    name: ImageName
+    entry: RegistrySettings | None
+    base_url: str
+
+    @property
+    def key(self) -> str:
+        """Which client serves it (one per registry entry, or per host when there is no entry)."""
+        return self.entry.prefix if self.entry is not None else self.name.registry
 
 
 def registry_for(image: ImageName, registries: Sequence[RegistrySettings]) -> RegistrySettings | None:
-    """The entry whose ``prefix`` matches the image (the longest wins), else the ``default`` entry."""
+    """The entry whose ``prefix`` matches the image (the longest wins), or ``None``."""
     full = str(image)
-    matches = [
-        r
-        for r in registries
-        if full == r.prefix or full.startswith(r.prefix.rstrip("/") + "/") or image.registry == r.prefix
-    ]
-    if matches:
-        return max(matches, key=lambda r: len(r.prefix))
-    return None
+    matches = [r for r in registries if _matches(full, _normalize_prefix(r.prefix))]
+    return max(matches, key=lambda r: len(_normalize_prefix(r.prefix))) if matches else None
 
 
-def parse_credentials(
-    spec: str | None, *, registry: str, run: Callable[..., Any] = subprocess.run
-) -> Credentials | None:
-    """Resolve a registry ``credentials`` value to a username and password.
-
-    ``env:VAR`` and ``file:/path`` hold ``user:password``; ``ext:/path`` is a program (run with no shell
-    and a timeout) that prints ``user:password``; ``secret:`` and ``pullsecret:`` need the Kubernetes
-    source. The secret's text is registered for log redaction.
-    """
-    if not spec:
-        return None
-    if spec.startswith(("secret:", "pullsecret:")):
-        raise RegistryAuthError(
-            f"credentials {spec.split(':', 1)[0]}: read Kubernetes Secrets, which need the kubernetes source",
-            registry=registry,
-        )
-    if spec.startswith("ext:"):
-        command = shlex.split(spec[4:])
-        try:
-            done = run(command, capture_output=True, text=True, timeout=EXT_TIMEOUT_S, check=False, shell=False)
-        except (OSError, subprocess.SubprocessError) as e:
-            raise RegistryAuthError(f"credentials script {command[0]!r} could not run: {e}", registry=registry) from e
-        if done.returncode != 0:
-            raise RegistryAuthError(
-                f"credentials script {command[0]!r} exited with {done.returncode}", registry=registry
-            )
-        text = done.stdout.strip()
-    else:
-        text = resolve_secret(spec, key="registries.credentials") or ""
-    user, sep, password = text.partition(":")
-    if not sep or not user:
-        raise RegistryAuthError("credentials must read as 'username:password'", registry=registry)
-    register_secret(password)
-    register_secret(text)
-    return Credentials(user, password)
+def resolve_endpoint(image: ImageSpec | ImageName, registries: Sequence[RegistrySettings]) -> Endpoint:
+    """The registry, repository and entry for an image (see the module docstring)."""
+    name = image if isinstance(image, ImageName) else image.name
+    written = None if isinstance(image, ImageName) else image.written_name
+    default = next((r for r in registries if r.default), None)
+    if written is not None and not names_registry(written) and default is not None:
+        host = _normalize_prefix(default.prefix).split("/", 1)[0]
+        if host != DOCKER_HUB:
+            name = ImageName(host, written.strip())
+    entry = registry_for(name, registries)
+    if entry is not None and entry.defaultns and name.registry != DOCKER_HUB and "/" not in name.repository:
+        name = ImageName(name.registry, f"{entry.defaultns}/{name.repository}")
+    base = _api_url(entry.api_url) if entry is not None and entry.api_url else base_url_for(name.registry)
+    return Endpoint(name=name, entry=entry, base_url=base)
 
 
 class RegistryPool:
-    """One client per registry, shared by a cycle (or by the service across cycles)."""
+    """One client per registry and credentials, shared by a cycle; metadata cached across cycles.
+
+    ``cache`` is the :class:`MetadataCache` to use (pass one that outlives the pool to keep manifests
+    and config blobs between cycles). ``credentials`` reads Kubernetes Secrets for ``secret:`` and
+    ``pullsecret:``. ``default_platforms`` apply to images without ``platforms`` (AIU's default: the
+    platform the updater runs on). ``rate_limit`` overrides every registry's ``limit``.
+    """
 
     def __init__(
         self,
@@ -108,14 +132,29 @@ class RegistryPool:
         counter: RequestCounter | None = None,
         clock: Callable[[], float] = time.monotonic,
         client_options: dict[str, Any] | None = None,
+        cache: MetadataCache | None = None,
+        credentials: CredentialsProvider | None = None,
+        default_platforms: Sequence[Platform] | None = None,
+        metadata_concurrency: int = DEFAULT_METADATA_CONCURRENCY,
+        rate_limit: float | None = None,
+        run: Callable[..., Any] = subprocess.run,
     ) -> None:
+        check_registries(registries)
         self.registries = tuple(registries)
         self.counter = counter or RequestCounter()
+        self.cache = cache if cache is not None else MetadataCache(clock=clock)
+        self.default_platforms = tuple(default_platforms) if default_platforms is not None else (runtime_platform(),)
         self._clock = clock
-        self._clients: dict[str, tuple[RegistryClient, float | None]] = {}
-        self._pinged: dict[str, asyncio.Task[None]] = {}
+        self._credentials = credentials
+        self._rate_limit = rate_limit
+        self._run = run
+        self._clients: dict[tuple[str, str], tuple[RegistryClient, float | None]] = {}
+        self._making: dict[tuple[str, str], asyncio.Future[RegistryClient]] = {}
+        self._pinged: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._schemes: dict[str, str] = {}
         self._options = client_options or {}
+        self._metadata_limit = asyncio.Semaphore(metadata_concurrency)
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
 
     async def __aenter__(self) -> RegistryPool:
         return self
@@ -131,37 +170,98 @@ class RegistryPool:
             await client.aclose()
         self._clients.clear()
 
-    def client_for(self, image: ImageName) -> RegistryClient:
-        """The client for the image's registry, made on first use (and again once credentials expire)."""
-        entry = registry_for(image, self.registries)
-        key = entry.prefix if entry else image.registry
+    def endpoint(self, image: ImageSpec | ImageName) -> Endpoint:
+        """See :func:`resolve_endpoint`."""
+        return resolve_endpoint(image, self.registries)
+
+    async def client(self, image: ImageSpec | ImageName) -> RegistryClient:
+        """The client for the image's registry and credentials, pinged once (unless ``ping: false``)."""
+        endpoint = self.endpoint(image)
+        spec = (image.pull_secret if isinstance(image, ImageSpec) else None) or (
+            endpoint.entry.credentials if endpoint.entry is not None else None
+        )
+        what = "pull-secret" if isinstance(image, ImageSpec) and image.pull_secret else "credentials"
+        key = (endpoint.key, spec or "")
+        client = await self._client(key, endpoint, spec, what)
+        if endpoint.entry is None or endpoint.entry.ping:
+            await self._ensure_pinged(key, client)
+        return client
+
+    async def list_tags(self, image: ImageSpec) -> list[TagInfo]:
+        """Every tag of the image's repository, in the registry's order."""
+        client = await self.client(image)
+        return [TagInfo(tag) for tag in await client.list_tags(self.endpoint(image).name.repository)]
+
+    async def with_metadata(self, image: ImageSpec, tags: Sequence[TagInfo]) -> list[TagInfo]:
+        """``tags`` with their digest and, except for the ``digest`` strategy, creation date.
+
+        Only the allowed platforms of an index count (``platforms``, else :attr:`default_platforms`).
+        A registry whose ``tagsortmode`` says its listing is in push order gets no metadata request for
+        ``newest-build``: the listing order stands in for the dates, as in AIU.
+        """
+        endpoint = self.endpoint(image)
+        sort_mode = endpoint.entry.tagsortmode if endpoint.entry is not None else "none"
+        if image.strategy != "digest" and sort_mode in ("latest-first", "latest-last"):
+            return _dated_by_position(tags, newest_first=sort_mode == "latest-first")
+        fetcher = MetadataFetcher(
+            await self.client(image),
+            registry=endpoint.name.registry,
+            repository=endpoint.name.repository,
+            cache=self.cache,
+            platforms=parse_platforms(image.platforms) or self.default_platforms,
+            limit=self._metadata_limit,
+            inflight=self._inflight,
+        )
+        return await fetcher.fill(tags, digest_only=image.strategy == "digest")
+
+    async def _client(self, key: tuple[str, str], endpoint: Endpoint, spec: str | None, what: str) -> RegistryClient:
         cached = self._clients.get(key)
         if cached is not None and (cached[1] is None or self._clock() < cached[1]):
             return cached[0]
+        making = self._making.get(key)
+        if making is None:
+            making = self._making[key] = asyncio.ensure_future(self._make_client(key, endpoint, spec, what))
+            making.add_done_callback(lambda _: self._making.pop(key, None))
+        return await asyncio.shield(making)
+
+    async def _make_client(
+        self, key: tuple[str, str], endpoint: Endpoint, spec: str | None, what: str
+    ) -> RegistryClient:
+        entry = endpoint.entry
+        creds: Credentials | None = await resolve_credentials(
+            spec,
+            image=endpoint.name,
+            api_host=_host_of(endpoint.base_url),
+            provider=self._credentials,
+            run=self._run,
+            what=what,
+        )
+        options: dict[str, Any] = {}
+        expires = None
         if entry is not None:
-            base = entry.api_url or base_url_for(image.registry)
-            creds = parse_credentials(entry.credentials, registry=entry.name or image.registry)
-            expires = self._clock() + entry.credsexpire if entry.credsexpire else None
-            options: dict[str, Any] = {"verify": not entry.insecure}
+            options["verify"] = _verify(entry)
             if entry.limit:
                 options["rate_limit"] = entry.limit
-        else:
-            base, creds, expires, options = base_url_for(image.registry), None, None, {}
+            if entry.credsexpire and spec:
+                expires = self._clock() + entry.credsexpire
+        if self._rate_limit:
+            options["rate_limit"] = self._rate_limit
         client = RegistryClient(
-            base,
-            registry=image.registry,
+            endpoint.base_url,
+            registry=endpoint.name.registry,
             credentials=creds,
             counter=self.counter,
             scheme_memory=self._schemes,
             **{**options, **self._options},
         )
+        old = self._clients.get(key)
         self._clients[key] = (client, expires)
         self._pinged.pop(key, None)
+        if old is not None:
+            await old[0].aclose()
         return client
 
-    async def _ensure_pinged(self, image: ImageName, client: RegistryClient) -> None:
-        entry = registry_for(image, self.registries)
-        key = entry.prefix if entry else image.registry
+    async def _ensure_pinged(self, key: tuple[str, str], client: RegistryClient) -> None:
         task = self._pinged.get(key)
         if task is None:
             task = self._pinged[key] = asyncio.ensure_future(client.ping())
@@ -171,12 +271,54 @@ class RegistryPool:
             self._pinged.pop(key, None)
             raise
 
-    async def list_tags(self, image: ImageSpec) -> list[TagInfo]:
-        """Every tag of the image's repository."""
-        client = self.client_for(image.name)
-        await self._ensure_pinged(image.name, client)
-        return [TagInfo(tag) for tag in await client.list_tags(image.name.repository)]
 
-    async def with_metadata(self, image: ImageSpec, tags: Sequence[TagInfo]) -> list[TagInfo]:
-        """Not needed by the semver strategy; the metadata-driven strategies come with their fetcher."""
-        raise NotImplementedError("metadata fetching arrives with the newest-build and digest strategies")
+def _dated_by_position(tags: Sequence[TagInfo], *, newest_first: bool) -> list[TagInfo]:
+    """Stand-in creation dates from the listing order (one second apart) for ``tagsortmode``."""
+    count = len(tags)
+    return [
+        TagInfo(info.tag, created=_EPOCH + timedelta(seconds=count - i if newest_first else i + 1), value=info.value)
+        for i, info in enumerate(tags)
+    ]
+
+
+def _matches(full: str, prefix: str) -> bool:
+    return bool(prefix) and (full == prefix or full.startswith(prefix + "/"))
+
+
+def _normalize_prefix(prefix: str) -> str:
+    """``Index.Docker.io/team/`` -> ``docker.io/team``: a prefix compared the way image names are."""
+    host, _, path = prefix.strip().strip("/").partition("/")
+    host = normalize_registry_host(host)
+    return f"{host}/{path}" if path else host
+
+
+def _api_url(api_url: str) -> str:
+    """The API root of an ``api_url``; Docker Hub's v1 index URL (``https://index.docker.io/v1/``, as
+    often copied from a pull secret) means Docker Hub's v2 API."""
+    text = api_url.strip().rstrip("/")
+    host = _host_of(text)
+    if normalize_registry_host(host) == DOCKER_HUB and text.lower().endswith("/v1"):
+        return base_url_for(DOCKER_HUB)
+    return text
+
+
+def _host_of(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0]
+
+
+def _verify(entry: RegistrySettings) -> bool | ssl.SSLContext:
+    """``insecure`` skips verification; ``ca_file`` / ``ca_data`` add CAs to the system's."""
+    if entry.insecure:
+        return False
+    if not entry.ca_file and not entry.ca_data:
+        return True
+    try:
+        context = ssl.create_default_context()
+        if entry.ca_file:
+            context.load_verify_locations(cafile=entry.ca_file)
+        if entry.ca_data:
+            context.load_verify_locations(cadata=entry.ca_data)
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise ConfigError(f"the CA certificates of registry {entry.name!r} are not usable: {e}") from e
+    return context
