@@ -25,7 +25,8 @@ TAG_EXTRACT = "tag-extract"
 #: a piece of a parsed template: literal text, or a group reference (int index or str name)
 Piece = str | int | tuple[str]
 
-_NAME = re.compile(r"[A-Za-z0-9_]+")
+# Go takes Unicode letters, digits and "_" for a name; only an ASCII-digit name is a group number.
+_NAME = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def parse_template(template: str) -> list[Piece]:
         if literal:
             pieces.append("".join(literal))
             literal = []
-        pieces.append(int(name) if name.isdigit() else (name,))
+        pieces.append(int(name) if name.isascii() and name.isdigit() else (name,))
         i = end
     if literal:
         pieces.append("".join(literal))
