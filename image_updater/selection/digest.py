@@ -48,10 +48,10 @@ class DigestStrategy:
             else:
                 found = info
         if found is None or found.digest is None:
-            listed = any(info.tag == self.tag for info in tags)
+            problem = next((s.reason for s in skipped if s.tag == self.tag), None)
             reason = (
-                f"tag {self.tag!r} could not be resolved to a digest"
-                if listed
+                f"tag {self.tag!r} cannot be used: {problem}"
+                if problem
                 else f"tag {self.tag!r} is not in the registry (or not allowed by the filters)"
             )
             return Selection(strategy=self.name, selected=None, reason=reason, skipped=tuple(skipped))

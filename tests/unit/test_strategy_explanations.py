@@ -53,7 +53,7 @@ def test_newest_build_with_nothing_usable_says_so() -> None:
         ([TagInfo("other", digest=SHA)], "tag 'latest' is not in the registry (or not allowed by the filters)"),
         (
             [TagInfo("latest", problem="the image is for linux/arm64, not linux/amd64")],
-            "tag 'latest' could not be resolved to a digest",
+            "tag 'latest' cannot be used: the image is for linux/arm64, not linux/amd64",
         ),
     ],
 )
