@@ -1,10 +1,10 @@
 """The ``semver`` strategy: the highest semantic version that satisfies the image's constraint.
 
-Tags that are not versions are skipped, never an error. With a constraint, pre-releases count only when
-the constraint names one (Masterminds). With no constraint at all, every version counts, pre-releases
-included, as Argo CD Image Updater does: it checks tags against a constraint only when one is given, so
-``nginx`` with no constraint follows the highest version, ``2.0.0-rc.1`` included. Ties in precedence
-(``1.2`` and ``v1.2.0``) are broken by the tag string, so the choice never depends on registry order.
+Tags that are not versions are skipped, never an error. A pre-release counts only when the constraint
+names one (Masterminds), and also not when there is no constraint at all: AIU checks tags against a
+constraint only when one is given, so there ``nginx`` with no constraint jumps to ``2.0.0-rc.1``; here
+it stays on releases, and ``nginx:>=0.0.0-0`` asks for pre-releases too. Ties in precedence (``1.2``
+and ``v1.2.0``) are broken by the tag string, so the choice never depends on registry order.
 With ``tag-extract`` the version is read from the extracted value (:attr:`TagInfo.key`) and the tag
 itself is what gets chosen.
 """
@@ -17,10 +17,11 @@ from image_updater.selection.base import Selection, Skipped, TagInfo, count
 from image_updater.selection.constraints import Constraint
 from image_updater.selection.versions import Version, parse_version
 
-__all__ = ["NOT_A_VERSION", "PRERELEASE_NOT_NAMED", "SemverStrategy"]
+__all__ = ["NOT_A_VERSION", "PRERELEASE_NOT_NAMED", "PRERELEASE_NO_CONSTRAINT", "SemverStrategy"]
 
 NOT_A_VERSION = "not a semantic version"
 PRERELEASE_NOT_NAMED = "pre-release, and the constraint names none"
+PRERELEASE_NO_CONSTRAINT = "pre-release, and there is no constraint that names one"
 
 
 class SemverStrategy:
@@ -47,6 +48,9 @@ class SemverStrategy:
             if version is None:
                 not_versions += 1
                 skipped.append(Skipped(info.tag, NOT_A_VERSION))
+            elif self.constraint is None and version.is_prerelease:
+                prereleases += 1
+                skipped.append(Skipped(info.tag, PRERELEASE_NO_CONSTRAINT))
             elif self.constraint is None or self.constraint.check(version):
                 candidates.append((version, info.tag))
             elif version.is_prerelease and not self.constraint.names_prerelease:
@@ -75,7 +79,8 @@ class SemverStrategy:
         """True when ``current`` still satisfies the constraint and ranks above ``selected``.
 
         That happens when the running tag is missing from the listing (deleted, or the registry
-        answered partially): we never move backwards for that.
+        answered partially): we never move backwards for that. With no constraint, any running version
+        counts, a pre-release put there by hand included.
         """
         now, chosen = parse_version(current), parse_version(selected)
         if now is None or chosen is None:
@@ -86,13 +91,13 @@ class SemverStrategy:
 
     def _scope(self) -> str:
         if self.constraint is None:
-            return "(no constraint; pre-releases included)"
+            return "(no constraint; pre-releases left out)"
         return f"satisfying {self.constraint}"
 
     def _nothing(self, total: int, not_versions: int, out_of_range: int, prereleases: int) -> str:
         if total == 0:
             return "no tags to choose from"
-        if self.constraint is None:
+        if self.constraint is None and not prereleases:
             return f"no tag is a semantic version ({count(total, 'tag')})"
         causes = (
             (not_versions, "not a semantic version", "not semantic versions"),
@@ -100,6 +105,8 @@ class SemverStrategy:
             (prereleases, "pre-release", "pre-releases"),
         )
         detail = ", ".join(count(n, one, many) for n, one, many in causes if n)
+        if self.constraint is None:
+            return f"no release version, and no constraint admits pre-releases ({count(total, 'tag')}: {detail})"
         return f"no tag satisfies {self.constraint} ({count(total, 'tag')}: {detail})"
 
     def __repr__(self) -> str:

@@ -28,8 +28,9 @@ def tags(*names: str) -> list[TagInfo]:
         pytest.param("1.1", TAGS, "v1.1.9", id="bare partial (nginx:1.1) means 1.1.x"),
         pytest.param("1.1.7", TAGS, "1.1.7", id="bare full version pins exactly"),
         pytest.param(None, TAGS, "2.0.0", id="no constraint: highest of all"),
-        pytest.param(None, ["1.0.0", "2.0.0-rc.1"], "2.0.0-rc.1", id="no constraint: pre-releases included"),
-        pytest.param("", ["1.0.0", "2.0.0-rc.1"], "2.0.0-rc.1", id="empty constraint means none"),
+        pytest.param(None, ["1.0.0", "2.0.0-rc.1"], "1.0.0", id="no constraint: pre-releases left out (AIU: in)"),
+        pytest.param("", ["1.0.0", "2.0.0-rc.1"], "1.0.0", id="empty constraint means none"),
+        pytest.param(">=0.0.0-0", ["1.0.0", "2.0.0-rc.1"], "2.0.0-rc.1", id="any version, pre-releases included"),
         pytest.param(">=1.0", ["1.0.0", "2.0.0-rc.1"], "1.0.0", id="constraint without pre skips pre-releases"),
         pytest.param(">=2.0.0-0", ["1.0.0", "2.0.0-rc.1"], "2.0.0-rc.1", id="constraint naming a pre admits them"),
         pytest.param("<1.0.0", ["1.0.0", "2.0.0"], None, id="nothing satisfies"),
@@ -73,7 +74,14 @@ def test_selection_explains_every_tag() -> None:
         pytest.param(None, ["latest", "main"], "no tag is a semantic version (2 tags)", id="no versions at all"),
         pytest.param("~1", [], "no tags to choose from", id="empty tag list"),
         pytest.param(
-            None, ["1.0.0"], "highest of 1 version (no constraint; pre-releases included)", id="no constraint"
+            None, ["1.0.0"], "highest of 1 version (no constraint; pre-releases left out)", id="no constraint"
+        ),
+        pytest.param(
+            None,
+            ["2.0.0-rc.1", "latest"],
+            "no release version, and no constraint admits pre-releases "
+            "(2 tags: 1 not a semantic version, 1 pre-release)",
+            id="no constraint, only pre-releases",
         ),
         pytest.param(
             ">=3.0.0-0 <4",
@@ -144,6 +152,7 @@ def test_selection_is_consistent(names: list[str], constraint: str | None) -> No
         ("~1.1", "1.1.9", "1.1.5", True),  # running tag vanished from the listing: stay
         ("~1.1", "2.0.0", "1.1.5", False),  # running tag is outside the constraint: follow the constraint
         (None, "1.2.0", "1.10.0", False),  # an upgrade is no downgrade
+        (None, "2.0.0-rc.1", "1.9.0", True),  # no constraint: a pre-release run by hand is not replaced by older
         ("~1.1", "latest", "1.1.5", False),  # a non-version current tag is simply replaced
     ],
 )
