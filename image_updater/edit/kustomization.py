@@ -1,10 +1,17 @@
 """Reading and setting image tags in a kustomization (``images:`` entries), format-preserving.
 
 An entry is ``{name, newName, newTag, digest}``; ``name`` says which image it rewrites. It matches the
-image when ``name`` denotes the same repository (``nginx`` is ``docker.io/library/nginx``), or, with a
-``kustomize.image-name``, when ``name`` is exactly that text. Every matching entry of every document is
-edited; an image without an entry gets one, appended to the first ``images:`` list (or to a new
-``images:`` block at the end of the first document).
+image when ``name`` denotes the same repository (``nginx`` is ``docker.io/library/nginx``), or when its
+``newName`` does (a placeholder name renamed to the image: AIU would append a duplicate entry there);
+with a ``kustomize.image-name``, it matches when ``name`` is exactly that text. Every matching entry of
+every document is edited in place, keeping its other fields; an image without an entry gets one,
+appended once to the first ``images:`` list (or to a new ``images:`` block at the end of the first
+document).
+
+``newName``: an entry matched by its own name keeps its ``newName`` as written (a mirror stays a
+mirror). With a ``kustomize.image-name``, the entry renames that name to the tracked image, as AIU's
+``name=image:tag`` override does: a missing ``newName`` is added after ``name``, and one that denotes
+another image is set to the tracked image; one that already denotes it stays as written.
 
 Digests: the current tag text of an entry is ``newTag``, ``newTag@digest`` when it has a ``digest``, or
 ``@digest`` with a digest alone. Writing ``tag@sha256:...`` sets ``newTag`` and ``digest``; writing a
@@ -59,13 +66,16 @@ def edit_kustomization(
     *,
     image_label: str,
     kustomize_name: str | None = None,
+    new_name: str | None = None,
     file: str = "",
 ) -> EditResult:
     """Set the tag of ``image`` to ``new_tag`` (``tag`` or ``tag@sha256:...``) in a kustomization.
 
     Matching entries keep every other field; a missing ``newTag`` is added after ``name``. With no
-    matching entry, one is added named ``kustomize_name`` or else ``image_label``. The changes name
-    ``image_label``, one per distinct old tag text; an entry already at ``new_tag`` is no change.
+    matching entry, one is added named ``kustomize_name`` or else ``image_label``. With a
+    ``kustomize_name``, ``new_name`` (the tracked image as written; default ``image_label``) is the
+    ``newName`` the entry must have (see the module docstring). The changes name ``image_label``, one
+    per distinct old tag text; an entry already at ``new_tag`` is no change.
     Raises :class:`EditError` (and nothing is written) for a file that does not parse, a wrong shape,
     or an edit that would change anything else.
     """
@@ -74,15 +84,23 @@ def edit_kustomization(
     edit = TextEdit(text, documents, file=file)
     changes: dict[str | None, Change] = {}
     matched = False
+    rename = None
+    if kustomize_name is not None and not same_image(kustomize_name, image):
+        rename = new_name or image_label
     for _, entry in _matching_entries(documents, image, kustomize_name, file):
         matched = True
         old = _entry_tag(entry, file)
         if old == new_tag:
             continue
+        if rename is not None:
+            _set_new_name(edit, entry, rename, image, file)
         _set_entry(edit, entry, tag, digest, file)
         changes.setdefault(old, Change(image=image_label, old=old, new=new_tag, file=file))
     if not matched:
-        item: dict[str, Data] = {"name": kustomize_name or image_label, "newTag": tag}
+        item: dict[str, Data] = {"name": kustomize_name or image_label}
+        if rename is not None:
+            item["newName"] = rename
+        item["newTag"] = tag
         if digest:
             item["digest"] = digest
         _add_entry(edit, documents, item, file)
@@ -115,9 +133,21 @@ def _matching_entries(
     documents: Sequence[Node], image: ImageName, kustomize_name: str | None, file: str
 ) -> Iterator[tuple[str, MappingNode]]:
     for name, entry in _entries(documents, file):
-        matches = name == kustomize_name if kustomize_name is not None else same_image(name, image)
+        if kustomize_name is not None:
+            matches = name == kustomize_name
+        else:
+            new_name = scalar_text(get_value(entry, "newName", file=file), "newName", file=file)
+            matches = same_image(name, image) or (new_name is not None and same_image(new_name, image))
         if matches:
             yield name, entry
+
+
+def _set_new_name(edit: TextEdit, entry: MappingNode, new_name: str, image: ImageName, file: str) -> None:
+    pair = find_pair(entry, "newName", file=file)
+    if pair is None:
+        edit.add_pair(entry, "newName", new_name, after="name")
+    elif not same_image(scalar_text(pair[1], "newName", file=file) or "", image):
+        edit.set_value(entry, "newName", new_name)
 
 
 def _entry_tag(entry: MappingNode, file: str) -> str | None:
@@ -128,7 +158,8 @@ def _entry_tag(entry: MappingNode, file: str) -> str | None:
 
 def _set_entry(edit: TextEdit, entry: MappingNode, tag: str, digest: str | None, file: str) -> None:
     if find_pair(entry, "newTag", file=file) is None:
-        edit.add_pair(entry, "newTag", tag, after="name")
+        after = "newName" if edit.has_added(entry, "newName") else "name"
+        edit.add_pair(entry, "newTag", tag, after=after)
     elif scalar_text(get_value(entry, "newTag", file=file), "newTag", file=file) != tag:
         edit.set_value(entry, "newTag", tag)
     old_digest = find_pair(entry, "digest", file=file)

@@ -24,15 +24,15 @@ from ruamel.yaml.resolver import VersionedResolver
 from image_updater.edit.nodes import NULL_TAG, STR_TAG, line_of
 from image_updater.errors import EditError
 
-#: the data an edit writes: a string, or lists and mappings of them
-Data = str | list["Data"] | dict[str, "Data"]
+#: the data an edit writes: a string or a boolean, or lists and mappings of them
+Data = str | bool | list["Data"] | dict[str, "Data"]
 
 _RESOLVERS = (VersionedResolver(version=(1, 1)), VersionedResolver(version=(1, 2)))
 for _resolver in _RESOLVERS:  # ruamel.yaml loads the rules on first use; do it now, not in two threads at once
     _resolver.resolve(ScalarNode, "warm-up", (True, False))
 # What go-yaml (kustomize, Kubernetes, Helm) reads as a number where ruamel.yaml does not, e.g. ``08``.
 _GO_NUMBER = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?$")
-_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@+-]*$")
+_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@+=-]*$")
 _REST_OF_LINE = re.compile(r"[ \t]*(?:#[^\r\n]*)?")
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 
@@ -170,8 +170,15 @@ def _escape(char: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def is_scalar(value: Data) -> bool:
+    """Whether ``value`` is written as one scalar (a string or a boolean)."""
+    return isinstance(value, str | bool)
+
+
 def render_flow(value: Data) -> str:
-    """``value`` in flow style (``{name: x, newTag: "1.20"}``)."""
+    """``value`` in flow style (``{name: x, newTag: "1.20"}``); booleans as ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return render_scalar(value)
     if isinstance(value, list):
@@ -183,13 +190,14 @@ def render_block_pair(key: str, value: Data, indent: int) -> list[str]:
     """The lines of ``key: value`` in block style at column ``indent``; lists are indentless, as
     kustomize writes them."""
     head = " " * indent + render_scalar(key) + ":"
-    if isinstance(value, str) or not value:
+    if is_scalar(value) or not value:
         return [f"{head} {render_flow(value)}"]
     lines = [head]
     if isinstance(value, dict):
         for k, v in value.items():
             lines += render_block_pair(k, v, indent + 2)
     else:
+        assert isinstance(value, list)
         for item in value:
             lines += render_block_item(item, indent, 2)
     return lines

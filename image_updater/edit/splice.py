@@ -26,6 +26,7 @@ from image_updater.edit.layout import (
     after_colon,
     content_end,
     is_empty,
+    is_scalar,
     line_break_at,
     line_end,
     line_start,
@@ -36,7 +37,16 @@ from image_updater.edit.layout import (
     render_scalar,
     scalar_span,
 )
-from image_updater.edit.nodes import MAP_TAG, SEQ_TAG, STR_TAG, find_pair, line_of, parse_documents
+from image_updater.edit.nodes import (
+    BOOL_TAG,
+    MAP_TAG,
+    SEQ_TAG,
+    STR_TAG,
+    find_pair,
+    is_null,
+    line_of,
+    parse_documents,
+)
 from image_updater.errors import EditError
 
 
@@ -103,6 +113,8 @@ def _canon(node: Node, memo: dict[int, object], replaced: dict[int, object]) -> 
 
 def _data(value: Data) -> object:
     """Data an edit writes, as :func:`_canon` would read it back."""
+    if isinstance(value, bool):
+        return (BOOL_TAG, "true" if value else "false")
     if isinstance(value, str):
         return (STR_TAG, value)
     if isinstance(value, list):
@@ -142,6 +154,10 @@ class TextEdit:
         """Whether any replacement was planned."""
         return bool(self._replacements)
 
+    def has_added(self, mapping: MappingNode, key: str) -> bool:
+        """Whether this edit adds ``key`` to ``mapping``."""
+        return (id(mapping), key) in self._added
+
     def _error(self, message: str) -> EditError:
         return EditError(message, path=self.file or None)
 
@@ -157,21 +173,39 @@ class TextEdit:
         key_node, node = self._pair(mapping, key)
         if not isinstance(node, ScalarNode):
             raise self._error(f"{key!r} at line {line_of(node)} is not a single value")
-        previous = self._replaced.get(id(node))
-        if previous is not None:
-            if previous != _data(value):
-                raise self._error(f"conflicting edits of {key!r} at line {line_of(node)}")
+        if self._planned(node, value, repr(key)):
             return
-        self._replaced[id(node)] = _data(value)
         if is_empty(node):
             pos = after_colon(self.text, key_node)
-            if isinstance(value, str) or mapping.flow_style or not value:
+            if is_scalar(value) or mapping.flow_style or not value:
                 self._replacements.append(Replacement(pos, pos, " " + render_flow(value)))
             else:
                 indent = int(key_node.start_mark.column)
                 lines = render_block_pair("_", value, indent)[1:]
                 self._insert_lines(line_end(self.text, pos), lines)
             return
+        self._replace_scalar(node, value)
+
+    def set_item(self, sequence: SequenceNode, index: int, value: str) -> None:
+        """Set the scalar item ``index`` of ``sequence`` in place, keeping its quotes."""
+        node = sequence.value[index]
+        if not isinstance(node, ScalarNode) or is_empty(node):
+            raise self._error(f"item {index} of the list at line {line_of(sequence)} is not a single value")
+        if self._planned(node, value, f"item {index}"):
+            return
+        self._replace_scalar(node, value)
+
+    def _planned(self, node: ScalarNode, value: Data, what: str) -> bool:
+        """Record that ``node`` becomes ``value``; ``True`` when that was planned already."""
+        previous = self._replaced.get(id(node))
+        if previous is not None:
+            if previous != _data(value):
+                raise self._error(f"conflicting edits of {what} at line {line_of(node)}")
+            return True
+        self._replaced[id(node)] = _data(value)
+        return False
+
+    def _replace_scalar(self, node: ScalarNode, value: Data) -> None:
         start, end = scalar_span(self.text, node)
         if isinstance(value, str):
             new = render_scalar(value, style=node.style if node.style in ("'", '"') else None)
@@ -311,3 +345,23 @@ class TextEdit:
         if not same:
             raise self._error("the edit would change more than the intended values; file left untouched")
         return new_text
+
+
+def write_new_document(text: str, value: dict[str, Data], *, file: str = "") -> str:
+    """``text``, which holds no data (it is empty, or comments and blank lines only), followed by
+    ``value`` as a block mapping; verified by parsing it again like any other edit."""
+    documents = parse_documents(text, file=file)
+    where = file or None
+    if any(not is_null(document) for document in documents) or len(documents) > 1:
+        raise EditError("the file already holds data; refusing to write a new document into it", path=where)
+    newline = newline_of(text)
+    lines = [line for key, item in value.items() for line in render_block_pair(key, item, 0)]
+    prefix = text if not text or text.endswith(("\n", "\r")) else text + newline
+    new_text = prefix + "".join(line + newline for line in lines)
+    try:
+        after = parse_documents(new_text, file=file)
+    except EditError as e:
+        raise EditError(f"the new content would not parse ({e.message}); file left untouched", path=where) from None
+    if _canon_all(after, {})[0] != [_data(value)]:
+        raise EditError("the new content would not read back as written; file left untouched", path=where)
+    return new_text

@@ -101,9 +101,10 @@ def test_shapes(text: str, expected: str) -> None:
 
 
 def test_a_new_entry_is_named_after_the_kustomize_name_or_the_label() -> None:
+    # AIU's override for kustomize.image-name "web" is web=nginx:2: the entry renames web to the image
     text = "images:\n- name: nginx\n  newTag: 1\n"
     result = edit_kustomization(text, NGINX, "2", image_label="nginx", kustomize_name="web")
-    assert result.text == text + '- name: web\n  newTag: "2"\n'
+    assert result.text == text + '- name: web\n  newName: nginx\n  newTag: "2"\n'
     assert [(c.old, c.new) for c in result.changes] == [(None, "2")]
     result = edit_kustomization("kind: Kustomization\n", NGINX, "2", image_label="docker.io/nginx")
     assert result.text == 'kind: Kustomization\nimages:\n- name: docker.io/nginx\n  newTag: "2"\n'
