@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from image_updater.commitmsg import BRANCH_TEMPLATE_VALUES, render_template
 from image_updater.errors import AnnotationError, ImageReferenceError
 from image_updater.model.ref import parse_image_name, split_name_suffix
 from image_updater.model.spec import AppSource, AppSpec, ImageSpec, TargetKind, WriteBack, WriteBackMethod
@@ -242,6 +243,15 @@ def _parse_write_back(annotations: Mapping[str, str], *, app: str) -> WriteBack:
         push = target_branch.strip() if sep else checkout
         if sep and not push:
             raise AnnotationError(f"{branch_text!r} names no target branch", annotation=branch_key, app=app)
+        if push and "{{" in push:
+            _, unknown = render_template(push, BRANCH_TEMPLATE_VALUES)
+            if unknown:
+                raise AnnotationError(
+                    f"the branch template {push!r} uses {', '.join(unknown)}; it knows .SHA256, .AppName and "
+                    "range .Images with .Name, .Alias, .OldTag, .NewTag",
+                    annotation=branch_key,
+                    app=app,
+                )
     repository = (annotations.get(PREFIX + "git-repository") or "").strip() or None
     return WriteBack(
         method=method,

@@ -113,28 +113,48 @@ TAG_SORT_MODES = ("none", "latest-first", "latest-last")
 
 @dataclass(frozen=True)
 class GitCredential:
-    """Credentials for Git remotes whose URL starts with ``url`` (the longest prefix wins)."""
+    """Credentials for Git remotes whose URL starts with ``url`` (the longest prefix wins).
+
+    Values are ``env:NAME``/``file:/path`` references or the text itself; ``literal`` credentials (read
+    from a Secret) are used as they are, never resolved.
+    """
 
     url: str
+    #: HTTPS user name
     username: str | None = None
+    #: HTTPS password or access token
     password: str | None = None
+    #: SSH private key (OpenSSH or PEM text)
     ssh_key: str | None = None
+    #: ``known_hosts`` lines the SSH server's host key must be in; without them, the system's files
     known_hosts: str | None = None
+    literal: bool = False
 
 
 @dataclass(frozen=True)
 class GitSettings:
-    """Commit identity, message template and remote credentials."""
+    """Git write-back: commit identity, message, signing, remote credentials, the clone cache."""
 
+    #: author and committer of our commits
     user: str = "image-updater"
     email: str = "image-updater@example.com"
-    #: Jinja-like template; variables: app_name, changes (list of ``image: old -> new``)
+    #: template; variables app_name, changes (``- image: old -> new`` lines), change_count, and AIU's
+    #: ``{{ .AppName }}`` and ``{{ range .AppChanges }}{{ .Image }} {{ .OldTag }} {{ .NewTag }}{{ end }}``
     commit_message: str = "build: update images of {{ app_name }}\n\n{{ changes }}\n"
     credentials: tuple[GitCredential, ...] = ()
     #: where clones are cached between cycles
     cache_dir: str = ""
     #: how many times a rejected push is retried on the new tip
     push_retries: int = 5
+    #: sign commits: a GnuPG key id (``openpgp``), or an SSH private key (``ssh``: a path, or ``env:``/
+    #: ``file:`` holding the key); empty: unsigned
+    signing_key: str = ""
+    #: ``openpgp`` or ``ssh``
+    signing_method: str = "openpgp"
+    #: add a ``Signed-off-by`` trailer
+    sign_off: bool = False
+    #: the namespace Argo CD runs in: an Application elsewhere writes ``.argocd-source-<ns>_<app>.yaml``
+    argocd_namespace: str = "argocd"
 
     def credential_for(self, url: str) -> GitCredential | None:
         """The entry with the longest URL prefix matching ``url``."""
@@ -375,12 +395,15 @@ def _flag(r: _Reader, name: str, default: bool) -> bool:
     return bool(value)
 
 
+_SIGNING_METHODS = ("openpgp", "ssh")
+
+
 def _git(r: _Reader) -> GitSettings:
     r.check_known({f.name for f in dataclasses.fields(GitSettings)})
     creds = []
     for i, entry in enumerate(r.get("credentials", (list, CommentedSeq), [])):
         c = _Reader(entry, f"git.credentials[{i}]")
-        c.check_known({f.name for f in dataclasses.fields(GitCredential)})
+        c.check_known({f.name for f in dataclasses.fields(GitCredential)} - {"literal"})
         url = c.get("url", str, "")
         if not url:
             raise ConfigError("is required", key=c.key("url"), line=_line(entry))
@@ -394,13 +417,27 @@ def _git(r: _Reader) -> GitSettings:
             )
         )
     defaults = GitSettings()
+    method = r.get("signing_method", str, defaults.signing_method).strip().lower()
+    if method not in _SIGNING_METHODS:
+        raise ConfigError(
+            f"{method!r} is not one of {', '.join(_SIGNING_METHODS)}",
+            key=r.key("signing_method"),
+            line=r.line("signing_method"),
+        )
+    retries = r.get("push_retries", int, defaults.push_retries)
+    if retries < 0:
+        raise ConfigError("must not be negative", key=r.key("push_retries"), line=r.line("push_retries"))
     return GitSettings(
         user=r.get("user", str, defaults.user),
         email=r.get("email", str, defaults.email),
         commit_message=r.get("commit_message", str, defaults.commit_message),
         credentials=tuple(creds),
         cache_dir=r.get("cache_dir", str, ""),
-        push_retries=r.get("push_retries", int, defaults.push_retries),
+        push_retries=retries,
+        signing_key=r.get("signing_key", str, ""),
+        signing_method=method,
+        sign_off=r.get("sign_off", bool, False),
+        argocd_namespace=r.get("argocd_namespace", str, defaults.argocd_namespace),
     )
 
 

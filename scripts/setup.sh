@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(docker-registry nginx-light fcgiwrap apache2-utils skopeo git openssh-server openssh-client)
+DEBIAN_PACKAGES=(docker-registry nginx-light fcgiwrap apache2-utils skopeo git openssh-server openssh-client gpg gpg-agent)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -17,17 +17,18 @@ from typing import Protocol
 
 import structlog
 
-from image_updater.adapters.git.workspace import GitWorkspace, Identity
+from image_updater.adapters.git.credentials import GitCredentialSource, Identity, Signing
+from image_updater.adapters.git.workspace import GitWorkspace
 from image_updater.commitmsg import render_commit_message
 from image_updater.config import GitSettings
 from image_updater.errors import ImageUpdaterError, WriteBackError
 from image_updater.model.changes import Change
 from image_updater.model.ref import ImageName
 from image_updater.model.spec import AppSpec, ImageSpec, WriteBackMethod
-from image_updater.planner import FileEdit, current_tag, plan_edits, target_files
+from image_updater.planner import FileEdit, current_tag, plan_edits, resolve_target
 from image_updater.selection.base import Selection, TagInfo
 from image_updater.selection.factory import Selector, build_selector
-from image_updater.service.writeback import AppEdits, write_back
+from image_updater.service.writeback import AppEdits, branch_namer, resolve_credential, write_back
 
 
 class TagSource(Protocol):
@@ -113,6 +114,8 @@ class CycleDeps:
     cache_dir: Path
     max_concurrency: int = 10
     dry_run: bool = False
+    #: reads ``git:secret:<namespace>/<name>`` credentials (Kubernetes Secrets); ``None``: not available
+    git_credentials: GitCredentialSource | None = None
     clock: Callable[[], float] = time.monotonic
     log: structlog.typing.FilteringBoundLogger = field(default_factory=lambda: structlog.get_logger())
 
@@ -207,19 +210,44 @@ async def _process_group(
     deps: CycleDeps,
     result: CycleResult,
 ) -> None:
+    try:
+        credential = await resolve_credential(repo, [m.app for m in members], deps.git, deps.git_credentials)
+    except ImageUpdaterError as e:
+        for outcome in members:
+            outcome.error = e
+        return
     workspace = GitWorkspace(
         repo,
         deps.cache_dir,
-        credential=deps.git.credential_for(repo),
+        credential=credential,
         identity=Identity(deps.git.user, deps.git.email),
+        signing=Signing(deps.git.signing_key, deps.git.signing_method, deps.git.sign_off),
     )
+    await asyncio.to_thread(workspace.acquire)
+    try:
+        await _sync_plan_write(workspace, repo, branch, push, members, selectors, tag_cache, deps, result)
+    finally:
+        workspace.release()
+
+
+async def _sync_plan_write(
+    workspace: GitWorkspace,
+    repo: str,
+    branch: str,
+    push: str | None,
+    members: list[AppOutcome],
+    selectors: dict[tuple[str, str], Selector],
+    tag_cache: _TagCache,
+    deps: CycleDeps,
+    result: CycleResult,
+) -> None:
     try:
         synced = await asyncio.to_thread(workspace.sync, branch)
     except ImageUpdaterError as e:
         for outcome in members:
             outcome.error = e
         return
-    planned = [await _plan_app(outcome, workspace, selectors, tag_cache) for outcome in members]
+    planned = [await _plan_app(outcome, workspace, selectors, tag_cache, deps) for outcome in members]
     plans = [AppEdits(p.outcome.app.name, tuple(p.edits)) for p in planned if p.edits]
     if not plans:
         return
@@ -232,7 +260,7 @@ async def _process_group(
             write_back,
             workspace,
             branch=synced,
-            push_branch=push,
+            push_branch=branch_namer(push, [m.app for m in members]),
             plans=plans,
             message=message,
             retries=deps.git.push_retries,
@@ -278,11 +306,12 @@ async def _plan_app(
     workspace: GitWorkspace,
     selectors: dict[tuple[str, str], Selector],
     tag_cache: _TagCache,
+    deps: CycleDeps,
 ) -> _Planned:
     app = outcome.app
     planned = _Planned(outcome)
     try:
-        files = target_files(app, workspace)
+        target = resolve_target(app, workspace, controller_namespace=deps.git.argocd_namespace)
     except ImageUpdaterError as e:
         outcome.error = e.with_context(app=app.name)
         return planned
@@ -291,7 +320,7 @@ async def _plan_app(
         if selector is None:
             continue  # already failed at build
         try:
-            current = current_tag(app, image, workspace, files)
+            current = current_tag(app, image, workspace, target)
             tags = await tag_cache.get(image)
             selection = await select_tags(selector, image, tags, tag_cache.source)
         except ImageUpdaterError as e:
@@ -301,7 +330,7 @@ async def _plan_app(
         decision = _decide(image, current, selection, selector)
         outcome.images.append(decision)
         if decision.status is Status.UPDATED and decision.selected is not None:
-            planned.edits.extend(plan_edits(app, image, decision.selected, files))
+            planned.edits.extend(plan_edits(app, image, decision.selected, target))
     return planned
 
 

@@ -3,44 +3,39 @@
 Clones live under a cache folder, one per remote URL, and are updated with ``fetch`` so that a cycle's
 Git cost does not grow with the repository's history. A clone is made in a temporary folder and renamed
 into place only when complete, so a half-done clone is never mistaken for a good one; a cache that Git
-cannot read is removed and cloned again.
+cannot read, or that fails to fetch or check out, is removed and cloned again, once. A lock file next to
+the clone keeps two processes sharing the cache folder from using one clone at once.
 
-Credentials never enter a URL, a config file or an argument list: HTTPS passwords reach Git through a
-``GIT_ASKPASS`` helper that reads them from the environment of that one Git process.
+Files are read and written only inside the working tree: a path that leads out of it (``..``, a symlink
+to elsewhere) or into ``.git`` is refused. Credentials and signing keys: see
+:mod:`image_updater.adapters.git.credentials`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shutil
-import stat
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import git
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
-from image_updater.config import GitCredential, resolve_secret
+from image_updater.adapters.git.credentials import Identity, Signing, git_process_env
+from image_updater.config import GitCredential
 from image_updater.errors import GitError, PushRejectedError, WriteBackError
 
-_ASKPASS = """#!/bin/sh
-case "$1" in
-  Username*) printf '%s\\n' "$IMAGE_UPDATER_GIT_USERNAME" ;;
-  *) printf '%s\\n' "$IMAGE_UPDATER_GIT_PASSWORD" ;;
-esac
-"""
-_REJECTED = re.compile(r"\[rejected\]|\[remote rejected\]|non-fast-forward|fetch first|failed to push", re.I)
-@dataclass(frozen=True)
-class Identity:
-    """Author and committer of our commits."""
+__all__ = ["GitWorkspace", "Identity", "Signing", "default_cache_dir", "redact_url"]
 
-    name: str
-    email: str
+_REJECTED = re.compile(r"\[rejected\]|\[remote rejected\]|non-fast-forward|fetch first|failed to push", re.I)
+_HOST_KEY = re.compile(
+    r"host key verification failed|no \S+ host key is known|remote host identification has changed", re.I
+)
+DEFAULT_IDENTITY = Identity("image-updater", "image-updater@example.com")
 
 
 def redact_url(url: str) -> str:
@@ -55,7 +50,7 @@ def default_cache_dir() -> Path:
 
 
 class GitWorkspace:
-    """A cached working clone of ``url``; the caller makes sure one writer uses it at a time."""
+    """A cached working clone of ``url``; one writer at a time (see :meth:`acquire`)."""
 
     def __init__(
         self,
@@ -63,66 +58,66 @@ class GitWorkspace:
         cache_root: Path,
         *,
         credential: GitCredential | None = None,
-        identity: Identity = Identity("image-updater", "image-updater@example.com"),
+        identity: Identity = DEFAULT_IDENTITY,
+        signing: Signing | None = None,
     ) -> None:
         self.url = url
         self.credential = credential
         self.identity = identity
+        self.signing = signing or Signing()
         digest = hashlib.sha256(url.encode()).hexdigest()[:16]
         tail = re.sub(r"[^A-Za-z0-9._-]+", "-", url.rstrip("/").rsplit("/", 1)[-1])[:40]
         self.path = cache_root / f"{tail}-{digest}"
         self._cache_root = cache_root
         self._repo: git.Repo | None = None
+        self._lock: IO[bytes] | None = None
+        #: clones made from scratch by this workspace (a fresh clone, or a damaged cache replaced)
+        self.clones = 0
 
-    # -- environment -------------------------------------------------------------------------------
+    # -- locking ------------------------------------------------------------------------------------
 
-    @contextmanager
-    def _env(self) -> Iterator[dict[str, str]]:
-        env = {
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_AUTHOR_NAME": self.identity.name,
-            "GIT_AUTHOR_EMAIL": self.identity.email,
-            "GIT_COMMITTER_NAME": self.identity.name,
-            "GIT_COMMITTER_EMAIL": self.identity.email,
-        }
-        with tempfile.TemporaryDirectory(prefix="image-updater-askpass-") as tmp:
-            cred = self.credential
-            if cred is not None and (cred.username or cred.password):
-                script = Path(tmp) / "askpass.sh"
-                script.write_text(_ASKPASS)
-                script.chmod(stat.S_IRWXU)
-                env["GIT_ASKPASS"] = str(script)
-                env["IMAGE_UPDATER_GIT_USERNAME"] = resolve_secret(cred.username, key="git.credentials") or ""
-                env["IMAGE_UPDATER_GIT_PASSWORD"] = resolve_secret(cred.password, key="git.credentials") or ""
-            if cred is not None and cred.ssh_key:
-                env["GIT_SSH_COMMAND"] = self._ssh_command(cred, Path(tmp))
-            yield env
+    def acquire(self) -> None:
+        """Take the clone's lock file (blocks while another process holds it)."""
+        if self._lock is not None:
+            return
+        self._cache_root.mkdir(parents=True, exist_ok=True)
+        handle = open(f"{self.path}.lock", "ab")  # noqa: SIM115 - held until release()
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        self._lock = handle
 
-    @staticmethod
-    def _ssh_command(cred: GitCredential, tmp: Path) -> str:
-        key_text = resolve_secret(cred.ssh_key, key="git.credentials.ssh_key") or ""
-        key_file = tmp / "id"
-        key_file.write_text(key_text if key_text.endswith("\n") else key_text + "\n")
-        key_file.chmod(stat.S_IRUSR | stat.S_IWUSR)
-        options = ["-i", str(key_file), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
-        if cred.known_hosts:
-            hosts = tmp / "known_hosts"
-            hosts.write_text(resolve_secret(cred.known_hosts, key="git.credentials.known_hosts") or "")
-            options += ["-o", f"UserKnownHostsFile={hosts}", "-o", "StrictHostKeyChecking=yes"]
-        else:
-            options += ["-o", "StrictHostKeyChecking=yes"]
-        return "ssh " + " ".join(options)
+    def release(self) -> None:
+        """Give the lock back."""
+        if self._lock is not None:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
-    def _git(self, *args: str) -> str:
-        with self._env() as env:
+    def __enter__(self) -> GitWorkspace:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    # -- running git --------------------------------------------------------------------------------
+
+    def _git(self, *args: str, config: bool = False) -> str:
+        with git_process_env(self.credential, self.identity, self.signing, os.environ) as process:
+            options = [item for pair in (("-c", c) for c in process.config) for item in pair] if config else []
             try:
-                return str(self.repo.git.execute(["git", *args], env={**os.environ, **env}))
+                return str(self.repo.git.execute(["git", *options, *args], env=process.env))
             except GitCommandError as e:
                 raise GitError(self._describe(e, args)) from e
 
     def _describe(self, error: GitCommandError, args: tuple[str, ...]) -> str:
         output = " ".join(f"{error.stdout or ''} {error.stderr or ''}".split())
         output = output.replace(self.url, redact_url(self.url))
+        if _HOST_KEY.search(output):
+            return (
+                f"git {args[0]} failed for {redact_url(self.url)}: the SSH server's host key is not trusted "
+                "(it is not in the known_hosts given for this URL); add the server's key to "
+                "git.credentials known_hosts"
+            )
         return f"git {args[0]} failed for {redact_url(self.url)}: {output or error.status}"
 
     @property
@@ -136,46 +131,62 @@ class GitWorkspace:
     def sync(self, branch: str | None) -> str:
         """Clone or fetch, then check out ``branch`` (``None``/``HEAD``: the remote's default).
 
-        The working tree is reset to the remote branch and cleaned: nothing local survives a sync.
-        Returns the branch name.
+        The working tree is reset to the remote branch and cleaned: nothing local survives a sync. A
+        cache that fails here is replaced by a fresh clone, once. Returns the branch name.
         """
+        fresh = self._open_or_clone()
+        try:
+            return self._checkout(branch)
+        except GitError:
+            if fresh:
+                raise
+        self._discard()
         self._open_or_clone()
+        return self._checkout(branch)
+
+    def _checkout(self, branch: str | None) -> str:
         self._git("fetch", "--prune", "--no-tags", "origin")
         name = self._resolve_branch(branch)
-        if not self._remote_has(name):
+        if not self.remote_has(name):
             raise WriteBackError(
                 f"branch {name!r} does not exist in {redact_url(self.url)}; "
                 "set the git-branch annotation to a branch (targetRevision may be a tag or a commit)"
             )
-        self._git("checkout", "--quiet", "-B", name, f"refs/remotes/origin/{name}")
+        self._git("checkout", "--quiet", "--force", "-B", name, f"refs/remotes/origin/{name}")
         self._git("reset", "--quiet", "--hard", f"refs/remotes/origin/{name}")
-        self._git("clean", "-qfdx")
+        self._git("clean", "-qffdx")
         return name
 
-    def _open_or_clone(self) -> None:
+    def _discard(self) -> None:
+        self._repo = None
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _open_or_clone(self) -> bool:
+        """Open the cached clone, or clone; ``True`` when it was cloned now."""
         if self._repo is not None:
-            return
+            return False
         if self.path.exists():
             try:
                 repo = git.Repo(self.path)
-                repo.git.execute(["git", "rev-parse", "--git-dir"])
-                for lock in (self.path / ".git").glob("*.lock"):
-                    lock.unlink()  # left by a process killed mid-operation; we hold the repo lock
+                repo.git.execute(["git", "rev-parse", "--verify", "--quiet", "HEAD^{tree}"])
+                for lock in (self.path / ".git").glob("**/*.lock"):
+                    lock.unlink()  # left by a process killed mid-operation; we hold the clone's lock
                 self._repo = repo
-                return
-            except (InvalidGitRepositoryError, NoSuchPathError, GitCommandError):
-                shutil.rmtree(self.path, ignore_errors=True)
+                return False
+            except (InvalidGitRepositoryError, NoSuchPathError, GitCommandError, ValueError, OSError):
+                self._discard()
         self._cache_root.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=self._cache_root))
-        with self._env() as env:
+        with git_process_env(self.credential, self.identity, None, os.environ) as process:
             try:
-                git.Repo.clone_from(self.url, partial, env={**os.environ, **env}, no_checkout=True)
+                git.Repo.clone_from(self.url, partial, env=process.env, no_checkout=True)
             except GitCommandError as e:
                 shutil.rmtree(partial, ignore_errors=True)
-                stderr = " ".join(str(e.stderr or "").split()).replace(self.url, redact_url(self.url))
-                raise GitError(f"git clone failed for {redact_url(self.url)}: {stderr}") from e
+                raise GitError(self._describe(e, ("clone",))) from e
         partial.rename(self.path)
         self._repo = git.Repo(self.path)
+        self.clones += 1
+        return True
 
     def _resolve_branch(self, branch: str | None) -> str:
         if branch and branch != "HEAD":
@@ -186,11 +197,10 @@ class GitWorkspace:
             raise GitError(f"cannot tell the default branch of {redact_url(self.url)}")
         return match.group(1)
 
-    def _remote_has(self, branch: str) -> bool:
+    def remote_has(self, branch: str) -> bool:
+        """Whether the last fetch saw ``branch`` on the remote."""
         try:
-            self.repo.git.execute(
-                ["git", "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}"]
-            )
+            self.repo.git.execute(["git", "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}"])
             return True
         except GitCommandError:
             return False
@@ -202,20 +212,33 @@ class GitWorkspace:
     # -- files --------------------------------------------------------------------------------------
 
     def resolve(self, relative: str) -> Path:
-        """The absolute path of ``relative`` inside the clone; refuses anything that leads out of it."""
+        """The absolute path of ``relative`` inside the clone (a leading ``/`` is the repository root);
+        refuses anything that leads out of it or into ``.git``."""
         root = self.path.resolve()
         candidate = (root / relative.lstrip("/")).resolve()
         if candidate != root and root not in candidate.parents:
             raise WriteBackError(f"path {relative!r} leads outside the repository")
+        inside = candidate.relative_to(root).parts
+        if inside and inside[0] == ".git":
+            raise WriteBackError(f"path {relative!r} leads into the repository's .git folder")
         return candidate
+
+    def canonical(self, relative: str) -> str:
+        """``relative`` with symlinks inside the repository followed, repo-relative."""
+        return self.resolve(relative).relative_to(self.path.resolve()).as_posix()
 
     def read(self, relative: str) -> str | None:
         """The text of a file in the working tree, or ``None`` if it does not exist."""
         path = self.resolve(relative)
+        if path.is_dir():
+            raise WriteBackError(f"{relative!r} is a folder, not a file")
         if not path.is_file():
             return None
-        with path.open(newline="") as handle:
-            return handle.read()
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                return handle.read()
+        except UnicodeDecodeError:
+            raise WriteBackError(f"{relative!r} is not UTF-8 text") from None
 
     def list_files(self, relative: str) -> list[str]:
         """Files below ``relative`` (or ``relative`` itself if it is a file), repo-relative and sorted.
@@ -235,27 +258,36 @@ class GitWorkspace:
                 continue
             real = path.resolve()
             if path.is_file() and (real == root or root in real.parents):
-                found.append(str(rel))
+                found.append(rel.as_posix())
         return sorted(found)
 
     def write(self, relative: str, text: str) -> None:
         """Write a file in the working tree, keeping line endings exactly as given."""
-        path = self.resolve(relative)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as handle:
-            handle.write(text)
+        path = self.resolve(relative)  # symlinks inside the repository are followed to their target
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("w", newline="", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as e:
+            raise WriteBackError(f"cannot write {relative!r}: {e.strerror}") from e
 
     # -- commit and push ----------------------------------------------------------------------------
 
     def commit(self, message: str, paths: list[str]) -> str | None:
-        """Commit ``paths`` with ``message``; ``None`` when they hold no change."""
+        """Commit ``paths`` with ``message`` (signed and signed off as configured); ``None`` when they
+        hold no change."""
         self._git("add", "--", *paths)
         if not self._git("diff", "--cached", "--name-only").strip():
             return None
         with tempfile.NamedTemporaryFile("w", suffix=".msg", delete=False) as handle:
             handle.write(message)
+        args = ["commit", "--quiet", "--no-verify", "-F", handle.name]
+        if self.signing.sign_off:
+            args.append("--signoff")
+        if self.signing.key:
+            args.append("--gpg-sign")
         try:
-            self._git("commit", "--quiet", "--no-verify", "-F", handle.name)
+            self._git(*args, config=True)
         finally:
             os.unlink(handle.name)
         return self.head()
