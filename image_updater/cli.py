@@ -31,6 +31,7 @@ from image_updater.model.spec import ImageSpec
 from image_updater.selection.base import Selection, TagInfo
 from image_updater.selection.factory import Selector, build_selector
 from image_updater.service.cycle import CycleDeps, CycleResult, Status, run_cycle, select_tags
+from image_updater.service.runner import build_service
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--registries-conf", metavar="FILE", help="AIU registries.conf (replaces config registries)")
     run.add_argument("--health-port", type=int)
     run.add_argument("--webhook-port", type=int)
+    run.add_argument(
+        "--listen-address", default="0.0.0.0", metavar="ADDR", help="address the HTTP ports bind (default 0.0.0.0)"
+    )
     run.add_argument("--cache-dir", help="where Git clones are cached between cycles")
 
     test = sub.add_parser("test", help="ask the registry which tag would be chosen, and why")
@@ -144,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     if settings.applications.source != "files":
         raise ConfigError("only the files source is available in this version", key="applications.source")
     if not args.once:
-        return asyncio.run(_serve(settings))
+        return asyncio.run(_serve(settings, listen=args.listen_address, dry_run=args.dry_run))
     result, problems = asyncio.run(_one_cycle(settings, dry_run=args.dry_run))
     _print_result(result, dry_run=args.dry_run)
     for problem in problems:
@@ -181,15 +185,10 @@ async def _one_cycle(settings: Settings, *, dry_run: bool) -> tuple[CycleResult,
     return result, discovery.problems
 
 
-async def _serve(settings: Settings) -> int:
-    log = structlog.get_logger()
-    log.info("service started", interval_s=settings.interval)
-    while True:
-        try:
-            await _one_cycle(settings, dry_run=False)
-        except ImageUpdaterError as e:
-            log.error("cycle failed", error=str(e))
-        await asyncio.sleep(settings.interval)
+async def _serve(settings: Settings, *, listen: str = "0.0.0.0", dry_run: bool = False) -> int:
+    """The service until SIGTERM or SIGINT: cycles every interval and on webhooks, probes, metrics."""
+    service = build_service(settings, listen=listen, dry_run=dry_run)
+    return await service.run()
 
 
 def _print_result(result: CycleResult, *, dry_run: bool) -> None:

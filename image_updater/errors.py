@@ -15,8 +15,9 @@ core and the CLI only ever see this tree::
     │   └── RegistryUnavailableError  timeouts, connection errors, 5xx, 429 after retries
     ├── EditError                     a target file does not parse or has the wrong shape
     ├── WriteBackError                a write-back was refused (path outside the repo, ...)
-    └── GitError                      a Git operation failed
-        └── PushRejectedError         the remote refused our push
+    ├── GitError                      a Git operation failed
+    │   └── PushRejectedError         the remote refused our push
+    └── WebhookError                  a webhook request was refused (status: 400, 401 or 413)
 
 Every error renders as one line naming the Application, the image and the cause.
 """
@@ -155,3 +156,15 @@ class GitError(ImageUpdaterError):
 
 class PushRejectedError(GitError):
     """The remote refused our push (non-fast-forward or protected branch)."""
+
+
+class WebhookError(ImageUpdaterError):
+    """A registry webhook request was refused; ``status`` is the HTTP answer (400, 401 or 413).
+
+    ``source`` is the webhook source (``distribution``, ``docker.io``, ...) when it is known.
+    """
+
+    def __init__(self, message: str, *, status: int = 400, source: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.source = source
