@@ -227,3 +227,24 @@ def pytest_runtest_makereport(
                     if text:
                         report.sections.append((f"{name} log ({type(server).__name__})", text))
     return report
+
+
+# -- kubernetes -------------------------------------------------------------------------------------
+
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.harness.kubetarget import KubeTarget
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Iterator[KubeTarget]:
+    """The Kubernetes API of one test: a fresh in-process fake API server (real HTTP on 127.0.0.1),
+    or the cluster of ``$IMAGE_UPDATER_TEST_KUBECONFIG`` (see docs/kubernetes.md); a
+    :class:`tests.harness.kubetarget.KubeTarget`."""
+    from tests.harness.kubetarget import open_target
+
+    target = open_target(tmp_path)
+    yield target
+    target.close()
