@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from image_updater.config import Settings, WebhookSettings, load_settings
 from image_updater.logsetup import configure_logging
-from image_updater.service.runner import Service, build_service
+from image_updater.service.runner import DEFAULT_COALESCE_S, Service, build_service
 from tests.conftest import RegistryFactory
 from tests.harness.gitserver import GitHttpServer
 from tests.harness.registry import RegistryServer, push_image
@@ -153,7 +153,7 @@ def test_a_pushed_tag_is_committed_within_two_seconds(
     image = f"{registry.host}/svc/web"
     kustomized_app(git_server, scenario, "svc-latency", image, "1.0.0")
 
-    with RunningService(settings, coalesce_s=0.2) as running:
+    with RunningService(settings, coalesce_s=DEFAULT_COALESCE_S) as running:  # the production window
         push_tags(registry, "svc/web", "1.0.0")  # the tag the config repo already runs: no commit
         assert wait_until(
             lambda: running.metric("image_updater_cycles_total", kind="webhook", outcome="ok") == 1, timeout=10
