@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--listen-address", default="0.0.0.0", metavar="ADDR", help="address the HTTP ports bind (default 0.0.0.0)"
     )
+    run.add_argument(
+        "--webhook-coalesce",
+        default="300ms",
+        metavar="DURATION",
+        help="how long webhook pushes are collected before their update runs (default 300ms)",
+    )
     run.add_argument("--cache-dir", help="where Git clones are cached between cycles")
 
     test = sub.add_parser("test", help="ask the registry which tag would be chosen, and why")
@@ -148,7 +154,9 @@ def _run(args: argparse.Namespace) -> int:
     if settings.applications.source != "files":
         raise ConfigError("only the files source is available in this version", key="applications.source")
     if not args.once:
-        return asyncio.run(_serve(settings, listen=args.listen_address, dry_run=args.dry_run))
+        return asyncio.run(
+            _serve(settings, listen=args.listen_address, dry_run=args.dry_run, coalesce=args.webhook_coalesce)
+        )
     result, problems = asyncio.run(_one_cycle(settings, dry_run=args.dry_run))
     _print_result(result, dry_run=args.dry_run)
     for problem in problems:
@@ -185,9 +193,10 @@ async def _one_cycle(settings: Settings, *, dry_run: bool) -> tuple[CycleResult,
     return result, discovery.problems
 
 
-async def _serve(settings: Settings, *, listen: str = "0.0.0.0", dry_run: bool = False) -> int:
+async def _serve(settings: Settings, *, listen: str = "0.0.0.0", dry_run: bool = False, coalesce: str = "300ms") -> int:
     """The service until SIGTERM or SIGINT: cycles every interval and on webhooks, probes, metrics."""
-    service = build_service(settings, listen=listen, dry_run=dry_run)
+    coalesce_s = parse_duration(coalesce, key="--webhook-coalesce")
+    service = build_service(settings, listen=listen, dry_run=dry_run, coalesce_s=coalesce_s)
     return await service.run()
 
 

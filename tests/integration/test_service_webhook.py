@@ -23,6 +23,7 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
+from image_updater.cli import main
 from image_updater.config import Settings, WebhookSettings, load_settings
 from image_updater.logsetup import configure_logging
 from image_updater.service.runner import DEFAULT_COALESCE_S, Service, build_service
@@ -331,6 +332,7 @@ def test_the_service_process_exits_0_on_a_signal(tmp_path: Path, sig: signal.Sig
         "--listen-address",
         "127.0.0.1",
     ]
+    command += ["--webhook-coalesce", "50ms"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
 
@@ -349,3 +351,17 @@ def test_the_service_process_exits_0_on_a_signal(tmp_path: Path, sig: signal.Sig
     assert proc.returncode == 0, err
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
     assert events[-2:] == ["stop requested", "service stopped"]
+
+
+def test_a_bad_service_setting_exits_2_before_serving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], logs: io.StringIO
+) -> None:
+    (tmp_path / "apps").mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"applications: {{path: {tmp_path / 'apps'}}}\nwebhook: {{secrets: {{jfrog: x}}}}\n")
+    args = ["run", "--config", str(config), "--listen-address", "127.0.0.1", "--health-port", str(free_port())]
+
+    assert main([*args, "--webhook-port", str(free_port()), "--webhook-coalesce", "soon"]) == 2
+    assert "--webhook-coalesce" in capsys.readouterr().err
+    assert main([*args, "--webhook-port", str(free_port())]) == 2
+    assert "webhook.secrets.jfrog" in capsys.readouterr().err
