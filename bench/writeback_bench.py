@@ -64,7 +64,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9, help="timed cycles per repository")
     parser.add_argument("--commits", type=int, default=10_000, help="history length of the long repository")
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    quiet = structlog.wrap_logger(
+        structlog.PrintLogger(sys.stderr), wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING)
+    )
     with GitHttpServer() as server, tempfile.TemporaryDirectory(prefix="bench-cache-") as cache_dir:
         cache = Path(cache_dir)
         started = time.perf_counter()
@@ -79,7 +81,7 @@ def main() -> int:
             tags = {"library/nginx": versions[: round_ + 2]}
             for name in repos:
                 t0 = time.perf_counter()
-                result = run_once([apps[name]], server, cache, tags)
+                result = run_once([apps[name]], server, cache, tags, log=quiet)
                 elapsed = time.perf_counter() - t0
                 if not result.commits:
                     raise SystemExit(f"round {round_} of {name} made no commit: {result.apps[0].errors()}")

@@ -89,9 +89,8 @@ def run_once(
     tags: Mapping[str, Sequence[str]],
     **deps: Any,
 ) -> CycleResult:
-    """One cycle; ``deps`` may hold ``git`` (settings), ``dry_run``, ``git_credentials``."""
+    """One cycle; ``deps`` may hold ``git`` (settings), ``log``, ``dry_run``, ``git_credentials``."""
     settings = deps.pop("git", None) or git_settings(server)
-    cycle_deps = CycleDeps(
-        tags=FixedTags(tags), git=settings, cache_dir=cache, log=cycle_logger(), **deps
-    )
+    log = deps.pop("log", None) or cycle_logger()
+    cycle_deps = CycleDeps(tags=FixedTags(tags), git=settings, cache_dir=cache, log=log, **deps)
     return asyncio.run(run_cycle(list(apps), cycle_deps))
