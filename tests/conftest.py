@@ -248,3 +248,17 @@ def kube(tmp_path: Path) -> Iterator[KubeTarget]:
     target = open_target(tmp_path)
     yield target
     target.close()
+
+
+# -- logging ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """Every test starts and ends with structlog's defaults, so a test that configured logging to a
+    capture stream never leaves later tests writing to a closed file."""
+    import structlog
+
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
