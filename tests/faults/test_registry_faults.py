@@ -99,7 +99,10 @@ CASES: dict[str, Case] = {
         lambda r, s: on_tags_of(r, then=too_many_requests(retry_after=3600)), False, "HTTP 429", _never_waited_long
     ),
     "reset-once": Case(lambda r, s: on_tags_of(r, Fault(reset=True)), True),
-    "reset-for-ever": Case(lambda r, s: on_tags_of(r, then=Fault(reset=True)), False, "listing the tags"),
+    # regression: a reset connection was reported as a bare "ReadError"
+    "reset-for-ever": Case(
+        lambda r, s: on_tags_of(r, then=Fault(reset=True)), False, "the connection was reset or closed"
+    ),
     "slow-past-the-timeout": Case(
         lambda r, s: on_tags_of(r, then=Fault(delay_s=1.5)), False, "timed out", timeout_s=0.3
     ),

@@ -27,6 +27,14 @@ from image_updater.errors import (
     RegistryUnavailableError,
 )
 
+#: what a transport error that carries no message means (a reset connection raises a bare ReadError)
+_QUIET_ERRORS: dict[type[httpx.TransportError], str] = {
+    httpx.ReadError: "the connection was reset or closed while reading the answer",
+    httpx.WriteError: "the connection was reset or closed while sending the request",
+    httpx.ConnectError: "cannot connect",
+    httpx.RemoteProtocolError: "the registry broke the HTTP protocol",
+}
+
 
 def parse_error_body(body: bytes) -> tuple[tuple[str, ...], str | None]:
     """The error codes and the first message of a registry error body; empty if it is not one."""
@@ -77,7 +85,9 @@ def error_for_exception(error: httpx.HTTPError, *, what: str, registry: str, url
     if isinstance(error, httpx.UnsupportedProtocol):
         return RegistryError(f"{what}: unsupported URL scheme", registry=registry, url=redacted)
     if isinstance(error, httpx.TransportError):
-        reason = str(error) or type(error).__name__
+        reason = str(error) or _QUIET_ERRORS.get(type(error), "the connection failed")
+        if not str(error):
+            reason += f" ({type(error).__name__})"
         return RegistryUnavailableError(f"{what}: {reason}", registry=registry, url=redacted)
     return RegistryError(f"{what}: {error}", registry=registry, url=redacted)
 
