@@ -37,12 +37,26 @@ class ImageUpdaterError(Exception):
         self.image = image
 
     def with_context(self, *, app: str | None = None, image: str | None = None) -> ImageUpdaterError:
-        """Fill in the Application and image where they are not set yet; returns self."""
-        if self.app is None and app is not None:
-            self.app = app
-        if self.image is None and image is not None:
-            self.image = image
-        return self
+        """This error with the Application and image filled in where they are not set yet.
+
+        Returns ``self`` when nothing is filled in, else a copy: one error shared by several
+        Applications (a clone that failed for all of them) must name each of them, not the first.
+        """
+        fill_app = self.app is None and app is not None
+        fill_image = self.image is None and image is not None
+        if not (fill_app or fill_image):
+            return self
+        copy = type(self).__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.args = self.args
+        copy.__cause__, copy.__context__ = self.__cause__, self.__context__
+        copy.__suppress_context__ = self.__suppress_context__
+        copy.__traceback__ = self.__traceback__
+        if fill_app:
+            copy.app = app
+        if fill_image:
+            copy.image = image
+        return copy
 
     def __str__(self) -> str:
         parts = []
@@ -72,9 +86,7 @@ class ConfigError(ImageUpdaterError):
 class AnnotationError(ImageUpdaterError):
     """An Application annotation is invalid; names the annotation."""
 
-    def __init__(
-        self, message: str, *, annotation: str, app: str | None = None, image: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, annotation: str, app: str | None = None, image: str | None = None) -> None:
         super().__init__(f"annotation {annotation}: {message}", app=app, image=image)
         self.annotation = annotation
 
