@@ -2,9 +2,11 @@
 
 Clones live under a cache folder, one per remote URL, and are updated with ``fetch`` so that a cycle's
 Git cost does not grow with the repository's history. A clone is made in a temporary folder and renamed
-into place only when complete, so a half-done clone is never mistaken for a good one; a cache that Git
-cannot read, or that fails to fetch or check out, is removed and cloned again, once. A lock file next to
-the clone keeps two processes sharing the cache folder from using one clone at once.
+into place only when complete, so a half-done clone is never mistaken for a good one (and the half-done
+clones a killed process left are removed). A cache that Git cannot read is cloned again; one that fails
+to fetch or check out is replaced by a fresh clone, once, and kept when that clone fails too (the
+server is unreachable: an outage must not cost the cache). A lock file next to the clone keeps two
+processes sharing the cache folder from using one clone at once.
 
 Files are read and written only inside the working tree: a path that leads out of it (``..``, a symlink
 to elsewhere) or into ``.git`` is refused. Credentials and signing keys: see
@@ -137,11 +139,15 @@ class GitWorkspace:
         fresh = self._open_or_clone()
         try:
             return self._checkout(branch)
-        except GitError:
+        except GitError as failed:
             if fresh:
                 raise
-        self._discard()
-        self._open_or_clone()
+            # The cache may be damaged, or the server unreachable. Clone afresh beside the cache and
+            # replace it only once the new clone is complete: an outage must not cost the cache.
+            try:
+                self._replace(self._clone())
+            except GitError:
+                raise failed from None
         return self._checkout(branch)
 
     def _checkout(self, branch: str | None) -> str:
@@ -175,18 +181,34 @@ class GitWorkspace:
                 return False
             except (InvalidGitRepositoryError, NoSuchPathError, GitCommandError, ValueError, OSError):
                 self._discard()
+        self._replace(self._clone())
+        return True
+
+    def _clone(self) -> Path:
+        """A complete new clone in a temporary folder beside the cache (removed if the clone fails).
+
+        Partial clones of this URL left by a killed process are removed first: we hold the clone's
+        lock, so no other process is cloning it.
+        """
         self._cache_root.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=self._cache_root))
+        prefix = f".partial-{self.path.name}-"
+        for stale in self._cache_root.glob(f"{prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        partial = Path(tempfile.mkdtemp(prefix=prefix, dir=self._cache_root))
         with git_process_env(self.credential, self.identity, None, os.environ) as process:
             try:
                 git.Repo.clone_from(self.url, partial, env=process.env, no_checkout=True)
             except GitCommandError as e:
                 shutil.rmtree(partial, ignore_errors=True)
                 raise GitError(self._describe(e, ("clone",))) from e
-        partial.rename(self.path)
+        return partial
+
+    def _replace(self, clone: Path) -> None:
+        """Put a complete clone in the cache's place."""
+        self._discard()
+        clone.rename(self.path)
         self._repo = git.Repo(self.path)
         self.clones += 1
-        return True
 
     def _resolve_branch(self, branch: str | None) -> str:
         if branch and branch != "HEAD":
