@@ -315,10 +315,35 @@ class GitWorkspace:
         return self.head()
 
     def push(self, branch: str) -> None:
-        """Push HEAD to ``branch``; never forced. A rejection is :class:`PushRejectedError`."""
+        """Push HEAD to ``branch``; never forced. A rejection is :class:`PushRejectedError`.
+
+        The push is conditional on the branch being where our last fetch saw it (absent, for a branch
+        we create): the remote compares and updates the ref atomically. A plain push would re-create a
+        branch that someone deleted after our fetch. HEAD always descends from that tip (it is checked
+        here), so the push is a fast-forward; the lease never forces anything.
+        """
+        expected = self._remote_tip(branch)
+        if expected is not None and not self._descends_from(expected):
+            raise GitError(f"refusing to push to {branch!r}: HEAD does not descend from the remote branch")
+        lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
         try:
-            self._git("push", "--porcelain", "origin", f"HEAD:refs/heads/{branch}")
+            self._git("push", "--porcelain", lease, "origin", f"HEAD:refs/heads/{branch}")
         except GitError as e:
             if _REJECTED.search(e.message):
                 raise PushRejectedError(e.message) from e
             raise
+
+    def _remote_tip(self, branch: str) -> str | None:
+        """The commit of ``branch`` on the remote at our last fetch, or ``None`` if it had none."""
+        try:
+            out = self.repo.git.execute(["git", "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}"])
+        except GitCommandError:
+            return None
+        return str(out).strip() or None
+
+    def _descends_from(self, commit: str) -> bool:
+        try:
+            self.repo.git.execute(["git", "merge-base", "--is-ancestor", commit, "HEAD"])
+        except GitCommandError:
+            return False
+        return True
