@@ -13,7 +13,16 @@ from typing import Any
 from image_updater.commitmsg import BRANCH_TEMPLATE_VALUES, render_template
 from image_updater.errors import AnnotationError, ImageReferenceError
 from image_updater.model.ref import parse_image_name, split_name_suffix
-from image_updater.model.spec import AppSource, AppSpec, ImageSpec, TargetKind, WriteBack, WriteBackMethod
+from image_updater.model.spec import (
+    AppSource,
+    AppSpec,
+    HelmParameter,
+    ImageSpec,
+    LiveState,
+    TargetKind,
+    WriteBack,
+    WriteBackMethod,
+)
 
 PREFIX = "argocd-image-updater.argoproj.io/"
 IMAGE_LIST = PREFIX + "image-list"
@@ -64,6 +73,39 @@ def parse_application(manifest: Mapping[str, Any], *, origin: str = "") -> AppSp
         write_back=write_back,
         labels=labels,
         origin=origin,
+        uid=str(metadata["uid"]) if metadata.get("uid") else None,
+        live=parse_live_state(manifest),
+    )
+
+
+def parse_live_state(manifest: Mapping[str, Any]) -> LiveState:
+    """The image overrides in the Application's spec and the images its status says it runs.
+
+    The overrides are read from ``spec.source``, or for several ``sources`` from the first Helm or
+    Kustomize one (the source the ``argocd`` write-back changes). Entries of the wrong shape are left
+    out: they name no image this Application could be tracking.
+    """
+    spec = manifest.get("spec") or {}
+    source = spec.get("source") if isinstance(spec, Mapping) else None
+    if not isinstance(source, Mapping):
+        sources = spec.get("sources") if isinstance(spec, Mapping) else None
+        candidates = [s for s in sources or [] if isinstance(s, Mapping)]
+        source = next((s for s in candidates if s.get("helm") is not None or s.get("kustomize") is not None), {})
+    kustomize = source.get("kustomize") or {}
+    helm = source.get("helm") or {}
+    status = manifest.get("status") or {}
+    summary = status.get("summary") or {} if isinstance(status, Mapping) else {}
+    images = kustomize.get("images") if isinstance(kustomize, Mapping) else None
+    parameters = helm.get("parameters") if isinstance(helm, Mapping) else None
+    running = summary.get("images") if isinstance(summary, Mapping) else None
+    return LiveState(
+        kustomize_images=tuple(str(i) for i in images or [] if isinstance(i, str)),
+        helm_parameters=tuple(
+            HelmParameter(str(p["name"]), "" if p.get("value") is None else str(p["value"]))
+            for p in parameters or []
+            if isinstance(p, Mapping) and p.get("name")
+        ),
+        summary_images=tuple(str(i) for i in running or [] if isinstance(i, str)),
     )
 
 

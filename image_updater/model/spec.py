@@ -84,6 +84,26 @@ class AppSource:
 
 
 @dataclass(frozen=True)
+class HelmParameter:
+    """One entry of ``spec.source.helm.parameters``."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What the Application object itself says about its images: the overrides in its spec (what the
+    ``argocd`` write-back changes) and, from Argo CD, the images it runs (``status.summary.images``)."""
+
+    #: ``spec.source.kustomize.images`` entries as written (``name:tag``, ``name=new:tag``)
+    kustomize_images: tuple[str, ...] = ()
+    helm_parameters: tuple[HelmParameter, ...] = ()
+    #: ``status.summary.images``: image references with their tags (``nginx:1.25.3``)
+    summary_images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class AppSpec:
     """An annotated Application, ready for the cycle."""
 
@@ -94,6 +114,9 @@ class AppSpec:
     write_back: WriteBack
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     origin: str = ""
+    #: ``metadata.uid`` (Events name the object by it), when the manifest has one
+    uid: str | None = field(default=None, compare=False)
+    live: LiveState = field(default_factory=LiveState, compare=False)
 
     @property
     def key(self) -> str:

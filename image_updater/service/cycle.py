@@ -1,8 +1,12 @@
 """One update cycle: the one place that joins Applications, registries, selection and write-back.
 
 Tag listings start at once for every distinct image, concurrently and shared by every Application that
-tracks it; Git work is grouped per repository and branch, so each gets at most one commit. One
-Application's failure is recorded in its outcome and never stops the others.
+tracks it; Git work is grouped per repository and branch, so each gets at most one commit. Applications
+with ``write-back-method: argocd`` (the ``kubernetes`` source) are patched one by one instead
+(:mod:`image_updater.service.argocd_writeback`). One Application's failure is recorded in its outcome
+and never stops the others. Before every write the cycle asks ``may_write`` (is this replica still the
+leader?); a cycle cancelled meanwhile lets a Git command already running finish, never cutting a push
+in half, and starts no other write.
 """
 
 from __future__ import annotations
@@ -11,14 +15,14 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import structlog
 
 from image_updater.adapters.git.credentials import GitCredentialSource, Identity, Signing
 from image_updater.adapters.git.workspace import GitWorkspace
+from image_updater.adapters.k8s.argocd import ImageUpdate
 from image_updater.commitmsg import render_commit_message
 from image_updater.config import GitSettings
 from image_updater.errors import ImageUpdaterError, WriteBackError
@@ -28,7 +32,35 @@ from image_updater.model.spec import AppSpec, ImageSpec, WriteBackMethod
 from image_updater.planner import FileEdit, current_tag, plan_edits, resolve_target
 from image_updater.selection.base import Selection, TagInfo
 from image_updater.selection.factory import Selector, build_selector
-from image_updater.service.writeback import AppEdits, branch_namer, resolve_credential, write_back
+from image_updater.service.argocd_writeback import (
+    NO_CURRENT_IN_APPLICATION,
+    ClusterDeps,
+    live_tag,
+    record_events,
+    summary_tag,
+    write_application,
+)
+from image_updater.service.outcome import AppOutcome, CycleResult, ImageOutcome, Status, decide
+from image_updater.service.writeback import (
+    AppEdits,
+    WriteBackOutcome,
+    branch_namer,
+    resolve_credential,
+    write_back,
+)
+
+__all__ = [
+    "AppOutcome",
+    "CycleDeps",
+    "CycleResult",
+    "ImageOutcome",
+    "Status",
+    "TagSource",
+    "run_cycle",
+    "select_tags",
+]
+
+T = TypeVar("T")
 
 
 class TagSource(Protocol):
@@ -43,68 +75,6 @@ class TagSource(Protocol):
         ...
 
 
-class Status(StrEnum):
-    """How an image or an Application fared in a cycle."""
-
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-
-
-@dataclass
-class ImageOutcome:
-    """One image of one Application: what it runs, what was chosen, and what happened."""
-
-    image: str
-    status: Status
-    reason: str
-    current: str | None = None
-    selected: str | None = None
-    error: ImageUpdaterError | None = None
-
-
-@dataclass
-class AppOutcome:
-    """One Application's result in a cycle."""
-
-    app: AppSpec
-    images: list[ImageOutcome] = field(default_factory=list)
-    error: ImageUpdaterError | None = None
-    commit: str | None = None
-    changes: list[Change] = field(default_factory=list)
-
-    @property
-    def status(self) -> Status:
-        if self.error is not None or any(i.status is Status.FAILED for i in self.images):
-            return Status.FAILED
-        if self.changes:
-            return Status.UPDATED
-        return Status.UNCHANGED
-
-    def errors(self) -> list[ImageUpdaterError]:
-        """Every error of this Application, with its context filled in."""
-        found = [self.error] if self.error is not None else []
-        found += [i.error for i in self.images if i.error is not None]
-        return [e.with_context(app=self.app.name) for e in found]
-
-
-@dataclass
-class CycleResult:
-    """Everything a cycle did; the CLI turns it into output and an exit code."""
-
-    apps: list[AppOutcome] = field(default_factory=list)
-    diffs: list[str] = field(default_factory=list)
-    commits: list[str] = field(default_factory=list)
-    #: pushes rejected because someone pushed meanwhile (each was re-applied on the new tip)
-    push_conflicts: int = 0
-    duration_s: float = 0.0
-
-    @property
-    def failed(self) -> bool:
-        return any(a.status is Status.FAILED for a in self.apps)
-
-
 @dataclass
 class CycleDeps:
     """What a cycle needs from outside, passed in (no globals)."""
@@ -116,6 +86,10 @@ class CycleDeps:
     dry_run: bool = False
     #: reads ``git:secret:<namespace>/<name>`` credentials (Kubernetes Secrets); ``None``: not available
     git_credentials: GitCredentialSource | None = None
+    #: the Kubernetes side (argocd write-back, Events, live tags); ``None`` with the files source
+    cluster: ClusterDeps | None = None
+    #: asked right before every write; ``False`` (this replica no longer leads) stops the write
+    may_write: Callable[[], bool] = lambda: True
     clock: Callable[[], float] = time.monotonic
     log: structlog.typing.FilteringBoundLogger = field(default_factory=lambda: structlog.get_logger())
 
@@ -158,10 +132,11 @@ async def run_cycle(apps: Sequence[AppSpec], deps: CycleDeps) -> CycleResult:
     tag_cache = _TagCache(deps.tags, deps.max_concurrency)
     selectors: dict[tuple[str, str], Selector] = {}
     groups: dict[tuple[str, str, str], list[AppOutcome]] = {}
+    patched: list[AppOutcome] = []
     for app in apps:
         outcome = AppOutcome(app=app)
         result.apps.append(outcome)
-        if app.write_back.method is not WriteBackMethod.GIT:
+        if app.write_back.method is WriteBackMethod.ARGOCD and deps.cluster is None:
             outcome.error = WriteBackError(
                 "write-back-method argocd patches the Application through the Kubernetes API, which the "
                 "files source does not use; set write-back-method: git",
@@ -177,6 +152,9 @@ async def run_cycle(apps: Sequence[AppSpec], deps: CycleDeps) -> CycleResult:
                 )
                 continue
             tag_cache.start(image)
+        if app.write_back.method is WriteBackMethod.ARGOCD:
+            patched.append(outcome)
+            continue
         repo = app.write_back.repository or app.source.repo_url
         branch = app.write_back.checkout_branch or app.source.target_revision
         push = app.write_back.push_branch or ""
@@ -190,14 +168,34 @@ async def run_cycle(apps: Sequence[AppSpec], deps: CycleDeps) -> CycleResult:
         async with limit, repo_locks.setdefault(repo, asyncio.Lock()):
             await _process_group(repo, branch, push or None, members, selectors, tag_cache, deps, result)
 
+    async def run_patch(outcome: AppOutcome) -> None:
+        async with limit:
+            await _process_argocd(outcome, selectors, tag_cache, deps, result)
+
     try:
-        await asyncio.gather(*(run_group(k, m) for k, m in groups.items()))
+        await asyncio.gather(*(run_group(k, m) for k, m in groups.items()), *(run_patch(o) for o in patched))
     finally:
         tag_cache.cancel()
+    if deps.cluster is not None and deps.cluster.events is not None and not deps.dry_run:
+        await record_events([(o.app, o.changes) for o in result.apps], deps.cluster.events, deps.log)
     result.duration_s = deps.clock() - started
     for outcome in result.apps:
         _log_outcome(deps.log, outcome)
     return result
+
+
+async def _to_completion(function: Callable[..., T], *args: object) -> T:
+    """``function(*args)`` in a worker thread. If the caller is cancelled meanwhile, wait for the thread
+    to finish before passing the cancellation on: a Git command is never abandoned half-way, and the
+    clone's lock is not given back while Git still works in the clone."""
+    future = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait({future})
+        if not future.cancelled():
+            future.exception()  # retrieved: the cancellation is what the caller hears about
+        raise
 
 
 async def _process_group(
@@ -223,8 +221,8 @@ async def _process_group(
         identity=Identity(deps.git.user, deps.git.email),
         signing=Signing(deps.git.signing_key, deps.git.signing_method, deps.git.sign_off),
     )
-    await asyncio.to_thread(workspace.acquire)
     try:
+        await _to_completion(workspace.acquire)
         await _sync_plan_write(workspace, repo, branch, push, members, selectors, tag_cache, deps, result)
     finally:
         workspace.release()
@@ -242,7 +240,7 @@ async def _sync_plan_write(
     result: CycleResult,
 ) -> None:
     try:
-        synced = await asyncio.to_thread(workspace.sync, branch)
+        synced = await _to_completion(workspace.sync, branch)
     except ImageUpdaterError as e:
         for outcome in members:
             outcome.error = e
@@ -255,9 +253,8 @@ async def _sync_plan_write(
     def message(app_names: list[str], changes: list[Change]) -> str:
         return render_commit_message(deps.git.commit_message, app_names, changes)
 
-    try:
-        written = await asyncio.to_thread(
-            write_back,
+    def write() -> WriteBackOutcome:
+        return write_back(
             workspace,
             branch=synced,
             push_branch=branch_namer(push, [m.app for m in members]),
@@ -266,11 +263,15 @@ async def _sync_plan_write(
             retries=deps.git.push_retries,
             dry_run=deps.dry_run,
         )
+
+    try:
+        if not deps.dry_run and not deps.may_write():
+            raise WriteBackError("not written: this replica is no longer the leader")
+        written = await _to_completion(write)
     except ImageUpdaterError as e:
         for p in planned:
             if p.edits:
-                p.outcome.error = e
-                _unmark_updates(p.outcome, f"write-back failed: {e.message}")
+                p.outcome.fail(e, f"write-back failed: {e.message}")
         return
     result.diffs.extend(written.diffs)
     result.push_conflicts += max(0, written.attempts - 1)
@@ -279,8 +280,7 @@ async def _sync_plan_write(
     for p in planned:
         name = p.outcome.app.name
         if name in written.errors:
-            p.outcome.error = written.errors[name]
-            _unmark_updates(p.outcome, f"not written: {written.errors[name].message}")
+            p.outcome.fail(written.errors[name], f"not written: {written.errors[name].message}")
         elif p.edits:
             p.outcome.changes = written.changes.get(name, [])
             p.outcome.commit = written.commit
@@ -292,13 +292,6 @@ async def select_tags(selector: Selector, image: ImageSpec, tags: Sequence[TagIn
     if selector.needs_metadata and kept:
         kept = await source.with_metadata(image, kept)
     return selector.choose(kept, skipped)
-
-
-def _unmark_updates(outcome: AppOutcome, reason: str) -> None:
-    for image in outcome.images:
-        if image.status is Status.UPDATED:
-            image.status = Status.FAILED
-            image.reason = reason
 
 
 async def _plan_app(
@@ -315,48 +308,77 @@ async def _plan_app(
     except ImageUpdaterError as e:
         outcome.error = e.with_context(app=app.name)
         return planned
+
+    def current(image: ImageSpec) -> str | None:
+        found = current_tag(app, image, workspace, target)
+        if found is None and deps.cluster is not None:
+            return summary_tag(app, image)  # no such file, or it does not name the image: AIU's source
+        return found
+
     for image in app.images:
-        selector = selectors.get((app.key, image.label))
-        if selector is None:
-            continue  # already failed at build
-        try:
-            current = current_tag(app, image, workspace, target)
-            tags = await tag_cache.get(image)
-            selection = await select_tags(selector, image, tags, tag_cache.source)
-        except ImageUpdaterError as e:
-            error = e.with_context(app=app.name, image=image.label)
-            outcome.images.append(ImageOutcome(image.label, Status.FAILED, e.message, error=error))
-            continue
-        decision = _decide(image, current, selection, selector)
-        outcome.images.append(decision)
-        if decision.status is Status.UPDATED and decision.selected is not None:
+        decision = await _choose(outcome, image, current, selectors, tag_cache)
+        if decision is not None and decision.status is Status.UPDATED and decision.selected is not None:
             planned.edits.extend(plan_edits(app, image, decision.selected, target))
     return planned
 
 
-def _decide(image: ImageSpec, current: str | None, selection: Selection, selector: Selector) -> ImageOutcome:
-    """Whether ``selection`` means an update of an image that runs ``current``."""
-    chosen = selection.selected
-    if chosen is None:
-        return ImageOutcome(image.label, Status.SKIPPED, selection.reason, current=current)
-    if current is None and not image.force_update:
-        return ImageOutcome(
-            image.label,
-            Status.SKIPPED,
-            "the target files do not name this image with a tag; set force-update to write one",
-            selected=chosen,
+async def _process_argocd(
+    outcome: AppOutcome,
+    selectors: dict[tuple[str, str], Selector],
+    tag_cache: _TagCache,
+    deps: CycleDeps,
+    result: CycleResult,
+) -> None:
+    """Choose tags for an Application written by ``write-back-method: argocd`` and patch it."""
+    app = outcome.app
+    assert deps.cluster is not None
+    updates: list[ImageUpdate] = []
+    for image in app.images:
+        decision = await _choose(
+            outcome, image, lambda i: live_tag(app, i), selectors, tag_cache, no_current=NO_CURRENT_IN_APPLICATION
         )
-    if current == chosen:
-        return ImageOutcome(image.label, Status.UNCHANGED, selection.reason, current=current, selected=chosen)
-    if current is not None and selector.would_downgrade(current, chosen):
-        return ImageOutcome(
-            image.label,
-            Status.SKIPPED,
-            f"{current} is newer than every listed candidate (best {chosen}); not downgrading",
-            current=current,
-            selected=chosen,
+        if decision is not None and decision.status is Status.UPDATED and decision.selected is not None:
+            updates.append(ImageUpdate(image, decision.selected))
+    if not updates:
+        return
+    try:
+        running = {i.image: i.current for i in outcome.images}
+        written = await write_application(
+            app, updates, deps.cluster, dry_run=deps.dry_run, may_write=deps.may_write, running=running
         )
-    return ImageOutcome(image.label, Status.UPDATED, selection.reason, current=current, selected=chosen)
+    except ImageUpdaterError as e:
+        outcome.fail(e, f"write-back failed: {e.message}")
+        return
+    outcome.changes = list(written.changes)
+    if written.diff:
+        result.diffs.append(written.diff)
+
+
+async def _choose(
+    outcome: AppOutcome,
+    image: ImageSpec,
+    current_of: Callable[[ImageSpec], str | None],
+    selectors: dict[tuple[str, str], Selector],
+    tag_cache: _TagCache,
+    **decide_options: str,
+) -> ImageOutcome | None:
+    """Read the current tag, list and choose; the image's outcome is recorded and returned (``None`` when
+    its selector could not be built, which is recorded already)."""
+    app = outcome.app
+    selector = selectors.get((app.key, image.label))
+    if selector is None:
+        return None
+    try:
+        current = current_of(image)
+        tags = await tag_cache.get(image)
+        selection = await select_tags(selector, image, tags, tag_cache.source)
+    except ImageUpdaterError as e:
+        error = e.with_context(app=app.name, image=image.label)
+        decision = ImageOutcome(image.label, Status.FAILED, e.message, error=error)
+    else:
+        decision = decide(image, current, selection, selector, **decide_options)
+    outcome.images.append(decision)
+    return decision
 
 
 def _log_outcome(log: structlog.typing.FilteringBoundLogger, outcome: AppOutcome) -> None:
