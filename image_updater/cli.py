@@ -12,26 +12,24 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import structlog
 
 from image_updater import __version__
-from image_updater.adapters.files import SourceProblem, discover_files
-from image_updater.adapters.git.workspace import default_cache_dir
+from image_updater.adapters.files import Discovery, SourceProblem
 from image_updater.adapters.registry.pool import RegistryPool, load_registries_conf
 from image_updater.annotations import STRATEGIES
-from image_updater.appfilter import build_filter
 from image_updater.config import Settings, load_settings, parse_duration
 from image_updater.errors import ConfigError, ImageUpdaterError
 from image_updater.logsetup import configure_logging
 from image_updater.model.ref import parse_image_name, split_name_suffix
-from image_updater.model.spec import ImageSpec
+from image_updater.model.spec import ImageSpec, WriteBackMethod
 from image_updater.selection.base import Selection, TagInfo
 from image_updater.selection.factory import Selector, build_selector
-from image_updater.service.cycle import CycleDeps, CycleResult, Status, run_cycle, select_tags
-from image_updater.service.runner import build_service
+from image_updater.service.assembly import build_service
+from image_updater.service.cycle import CycleResult, Status, run_cycle, select_tags
+from image_updater.service.wiring import wire
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -55,20 +53,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrency", type=int, help="registry and Git work in parallel")
     run.add_argument("--match-application-name", action="append", default=[], metavar="GLOB")
     run.add_argument("--match-application-label", action="append", default=[], metavar="K=V")
-    run.add_argument("--applications", metavar="PATH_OR_URL", help="folder of Application manifests")
+    run.add_argument(
+        "--applications", metavar="PATH_OR_URL", help="folder of Application manifests, or <git URL>#<path>"
+    )
     run.add_argument("--registries-conf", metavar="FILE", help="AIU registries.conf (replaces config registries)")
     run.add_argument("--health-port", type=int)
     run.add_argument("--webhook-port", type=int)
-    run.add_argument(
-        "--listen-address", default="0.0.0.0", metavar="ADDR", help="address the HTTP ports bind (default 0.0.0.0)"
-    )
+    run.add_argument("--listen-address", metavar="ADDR", help="address the HTTP ports bind (default 0.0.0.0)")
     run.add_argument(
         "--webhook-coalesce",
-        default="300ms",
         metavar="DURATION",
         help="how long webhook pushes are collected before their update runs (default 300ms)",
     )
+    run.add_argument(
+        "--webhook-max-body-bytes", type=int, metavar="N", help="larger webhook bodies get 413 (default 1 MiB)"
+    )
     run.add_argument("--cache-dir", help="where Git clones are cached between cycles")
+    run.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for the kubernetes source (default: in-cluster)")
 
     test = sub.add_parser("test", help="ask the registry which tag would be chosen, and why")
     test.add_argument("image", help="image name, e.g. ghcr.io/org/app or 127.0.0.1:5000/demo/app[:constraint]")
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the config and every Application's annotations")
     check.add_argument("--config")
     check.add_argument("--applications", metavar="PATH_OR_URL")
+    check.add_argument("--match-application-name", action="append", default=[], metavar="GLOB")
+    check.add_argument("--match-application-label", action="append", default=[], metavar="K=V")
+    check.add_argument("--kubeconfig", metavar="FILE")
 
     sub.add_parser("version", help="print the version")
     return parser
@@ -145,19 +149,33 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings = settings.replace(webhook=dataclasses.replace(settings.webhook, port=args.webhook_port))
     if getattr(args, "cache_dir", None):
         settings = settings.replace(git=dataclasses.replace(settings.git, cache_dir=args.cache_dir))
+    if getattr(args, "listen_address", None):
+        settings = settings.replace(listen_address=args.listen_address)
+    webhook = settings.webhook
+    if getattr(args, "webhook_coalesce", None):
+        webhook = dataclasses.replace(webhook, coalesce=parse_duration(args.webhook_coalesce, key="--webhook-coalesce"))
+    if getattr(args, "webhook_max_body_bytes", None) is not None:
+        if args.webhook_max_body_bytes < 1:
+            raise ConfigError("must be at least 1", key="--webhook-max-body-bytes")
+        webhook = dataclasses.replace(webhook, max_body_bytes=args.webhook_max_body_bytes)
+    settings = settings.replace(webhook=webhook)
+    if getattr(args, "kubeconfig", None):
+        settings = settings.replace(kubernetes=dataclasses.replace(settings.kubernetes, kubeconfig=args.kubeconfig))
     return settings
 
 
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log.format, settings.log.level)
-    if settings.applications.source != "files":
-        raise ConfigError("only the files source is available in this version", key="applications.source")
     if not args.once:
-        return asyncio.run(
-            _serve(settings, listen=args.listen_address, dry_run=args.dry_run, coalesce=args.webhook_coalesce)
-        )
-    result, problems = asyncio.run(_one_cycle(settings, dry_run=args.dry_run))
+        return asyncio.run(_serve(settings, dry_run=args.dry_run))
+    try:
+        result, problems = asyncio.run(_one_cycle(settings, dry_run=args.dry_run))
+    except ConfigError:
+        raise
+    except ImageUpdaterError as e:  # the Applications could not be read at all
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     _print_result(result, dry_run=args.dry_run)
     for problem in problems:
         print(f"error: {problem.where}: {problem.error}", file=sys.stderr)
@@ -165,23 +183,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _one_cycle(settings: Settings, *, dry_run: bool) -> tuple[CycleResult, tuple[SourceProblem, ...]]:
+    """One cycle, without leader election (``--once`` takes no part in it)."""
     log = structlog.get_logger()
-    discovery = discover_files(
-        settings.applications.path,
-        build_filter(settings.applications.match_names, settings.applications.match_labels),
-    )
-    for problem in discovery.problems:
-        log.error("application not readable", where=problem.where, error=str(problem.error))
-    async with RegistryPool(settings.registries) as pool:
-        deps = CycleDeps(
-            tags=pool,
-            git=settings.git,
-            cache_dir=Path(settings.git.cache_dir) if settings.git.cache_dir else default_cache_dir(),
-            max_concurrency=settings.max_concurrency,
-            dry_run=dry_run,
-            log=log,
-        )
-        result = await run_cycle(discovery.apps, deps)
+    wiring = wire(settings, log=log)
+    try:
+        discovery = await wiring.source.discover()
+        for problem in discovery.problems:
+            log.error("application not readable", where=problem.where, error=str(problem.error))
+        async with RegistryPool(settings.registries, credentials=wiring.registry_credentials) as pool:
+            result = await run_cycle(discovery.apps, wiring.cycle_deps(pool, dry_run=dry_run, log=log))
+    finally:
+        await wiring.aclose()
     log.info(
         "cycle finished",
         applications=len(result.apps),
@@ -193,10 +205,9 @@ async def _one_cycle(settings: Settings, *, dry_run: bool) -> tuple[CycleResult,
     return result, discovery.problems
 
 
-async def _serve(settings: Settings, *, listen: str = "0.0.0.0", dry_run: bool = False, coalesce: str = "300ms") -> int:
+async def _serve(settings: Settings, *, dry_run: bool = False) -> int:
     """The service until SIGTERM or SIGINT: cycles every interval and on webhooks, probes, metrics."""
-    coalesce_s = parse_duration(coalesce, key="--webhook-coalesce")
-    service = build_service(settings, listen=listen, dry_run=dry_run, coalesce_s=coalesce_s)
+    service = build_service(settings, dry_run=dry_run)
     return await service.run()
 
 
@@ -305,12 +316,20 @@ def _print_test(
 
 def _check(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    discovery = discover_files(
-        settings.applications.path,
-        build_filter(settings.applications.match_names, settings.applications.match_labels),
-    )
+    try:
+        discovery = asyncio.run(_discover_once(settings))
+    except ConfigError:
+        raise
+    except ImageUpdaterError as e:
+        print(f"error: {e}")
+        return EXIT_FAILED
     errors = [f"{p.where}: {p.error}" for p in discovery.problems]
     for app in discovery.apps:
+        if app.write_back.method is WriteBackMethod.ARGOCD and settings.applications.source != "kubernetes":
+            errors.append(
+                f"application {app.name}: annotation argocd-image-updater.argoproj.io/write-back-method: argocd "
+                "needs the kubernetes source (set write-back-method: git)"
+            )
         for image in app.images:
             try:
                 build_selector(image)
@@ -320,6 +339,14 @@ def _check(args: argparse.Namespace) -> int:
         print(f"error: {line}")
     print(f"{len(discovery.apps)} applications, {len(errors)} errors")
     return EXIT_FAILED if errors else EXIT_OK
+
+
+async def _discover_once(settings: Settings) -> Discovery:
+    wiring = wire(settings)
+    try:
+        return await wiring.source.discover()
+    finally:
+        await wiring.aclose()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The ``files`` source: Argo CD Application manifests in a folder (multi-document YAML)."""
+"""The ``files`` source: Argo CD Application manifests (multi-document YAML) in a folder, or in a path of
+a Git repository (``<git URL>#<path>``, the "app-of-apps" pattern), read from the cached clone."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +12,10 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from image_updater.adapters.git.workspace import GitWorkspace, redact_url
 from image_updater.annotations import has_image_list, parse_application
 from image_updater.appfilter import AppFilter
+from image_updater.config import GitCredential
 from image_updater.errors import ConfigError, ImageUpdaterError
 from image_updater.model.spec import AppSpec
 
@@ -34,8 +38,58 @@ class Discovery:
     problems: tuple[SourceProblem, ...]
 
 
-def discover_files(folder: str | Path, app_filter: AppFilter | None = None) -> Discovery:
-    """Read every ``*.yaml``/``*.yml`` below ``folder`` and parse the annotated Applications."""
+@dataclass(frozen=True)
+class GitLocation:
+    """A folder in a Git repository: ``<git URL>#<path>`` (the remote's default branch)."""
+
+    url: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{redact_url(self.url)}#{self.path}"
+
+
+_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[^/@\s]+@[^/:\s]+:)", re.I)
+
+
+def git_location(text: str) -> GitLocation | None:
+    """``<git URL>#<path>`` (``https://``, ``ssh://``, ``file://``, or ``git@host:org/repo``) as a
+    :class:`GitLocation`; ``None`` for a local folder."""
+    url, sep, path = text.strip().partition("#")
+    if not sep or not _REMOTE.match(url):
+        return None
+    return GitLocation(url, path.strip().strip("/") or ".")
+
+
+def discover_git(
+    location: GitLocation,
+    cache_dir: Path,
+    app_filter: AppFilter | None = None,
+    *,
+    credential: GitCredential | None = None,
+) -> Discovery:
+    """Fetch the repository into the clone cache (shared with the write-back) and read the folder.
+
+    Blocking (Git runs in this thread). Raises :class:`ImageUpdaterError` when the repository cannot
+    be fetched, and :class:`ConfigError` when the path is not a folder in it.
+    """
+    workspace = GitWorkspace(location.url, cache_dir, credential=credential)
+    with workspace:
+        workspace.sync(None)
+        try:
+            folder = workspace.resolve(location.path)
+        except ImageUpdaterError as e:
+            raise ConfigError(f"{location}: {e.message}", key="applications.path") from e
+        if not folder.is_dir():
+            raise ConfigError(f"{location} is not a folder in the repository", key="applications.path")
+        return discover_files(folder, app_filter, label=str(location))
+
+
+def discover_files(folder: str | Path, app_filter: AppFilter | None = None, *, label: str | None = None) -> Discovery:
+    """Read every ``*.yaml``/``*.yml`` below ``folder`` and parse the annotated Applications.
+
+    ``label`` names the folder in problems and origins instead of its path (``<url>#<path>``).
+    """
     root = Path(folder)
     if not root.is_dir():
         raise ConfigError(f"{root} is not a folder", key="applications.path")
@@ -43,15 +97,16 @@ def discover_files(folder: str | Path, app_filter: AppFilter | None = None) -> D
     problems: list[SourceProblem] = []
     seen: dict[str, str] = {}
     for path in sorted(p for p in root.rglob("*") if p.suffix in _SUFFIXES and p.is_file()):
+        shown = str(path) if label is None else f"{label}/{path.relative_to(root).as_posix()}"
         try:
-            documents = list(_load_documents(path))
+            documents = list(_load_documents(path, shown))
         except ImageUpdaterError as e:
-            problems.append(SourceProblem(str(path), e))
+            problems.append(SourceProblem(shown, e))
             continue
         for index, doc in enumerate(documents):
             if not _is_application(doc) or not has_image_list(doc):
                 continue
-            origin = f"{path}#{index}" if len(documents) > 1 else str(path)
+            origin = f"{shown}#{index}" if len(documents) > 1 else shown
             try:
                 app = parse_application(doc, origin=origin)
             except ImageUpdaterError as e:
@@ -72,16 +127,16 @@ def discover_files(folder: str | Path, app_filter: AppFilter | None = None) -> D
     return Discovery(apps=tuple(apps), problems=tuple(problems))
 
 
-def _load_documents(path: Path) -> Iterator[Any]:
+def _load_documents(path: Path, shown: str) -> Iterator[Any]:
     yaml = YAML(typ="safe")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise ImageUpdaterError(f"{path}: cannot read: {e}") from e
+        raise ImageUpdaterError(f"{shown}: cannot read: {e}") from e
     try:
         yield from list(yaml.load_all(text))
     except YAMLError as e:
-        raise ImageUpdaterError(f"{path}: not valid YAML: {_one_line(e)}") from e
+        raise ImageUpdaterError(f"{shown}: not valid YAML: {_one_line(e)}") from e
 
 
 def _is_application(doc: Any) -> bool:

@@ -16,6 +16,11 @@ Readiness: ``/readyz`` answers 200 once the first full cycle has finished (whate
 results) and until shutdown begins. Liveness: ``/healthz`` answers 200 unless one cycle has been
 running for longer than ``stall_after_s``.
 
+Leadership (several replicas, one Lease): with a ``leader`` check, cycles run only while it holds; a
+replica that starts leading runs a full cycle at once, one that stops leading abandons the running
+cycle (a Git command already running completes; no other write starts) and drops queued pushes. A
+follower is not ready, so a Kubernetes Service routes webhooks to the leader alone.
+
 Dependencies are injected: ``discover()`` returns the Applications (a sequence, or an awaitable of
 one), ``cycle(apps)`` is a coroutine returning a :class:`CycleResult`, ``clock`` and ``sleep`` drive
 durations and the coalescing window.
@@ -27,31 +32,22 @@ import asyncio
 import contextlib
 import datetime as dt
 import inspect
-import signal
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from image_updater.adapters.files import discover_files
-from image_updater.adapters.git.workspace import default_cache_dir
-from image_updater.adapters.registry.pool import RegistryPool
-from image_updater.adapters.registry.transport import RequestCounter
-from image_updater.appfilter import build_filter
-from image_updater.config import RegistrySettings, Settings
 from image_updater.errors import ImageUpdaterError
-from image_updater.model.spec import AppSpec, ImageSpec
-from image_updater.selection.base import TagInfo
-from image_updater.service.cycle import CycleDeps, CycleResult, Status, run_cycle
-from image_updater.service.http import HttpServers, WebhookEndpoint, WebhookSecrets, build_app
+from image_updater.model.spec import AppSpec
+from image_updater.service.cycle import CycleResult, Status
 from image_updater.service.metrics import ServiceMetrics
-from image_updater.service.webhooks import DEFAULT_MAX_BODY_BYTES, PushEvent, host_aliases, select_apps
+from image_updater.service.webhooks import PushEvent, select_apps
+from image_updater.service.wiring import RegistryTags
+
+__all__ = ["DEFAULT_COALESCE_S", "DEFAULT_GRACE_S", "CycleKind", "RegistryTags", "Runner"]
 
 Discover = Callable[[], Sequence[AppSpec] | Awaitable[Sequence[AppSpec]]]
 CycleFn = Callable[[Sequence[AppSpec]], Awaitable[CycleResult]]
@@ -81,9 +77,11 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         stall_after_s: float | None = None,
+        leader: Callable[[], bool] | None = None,
         log: Any = None,
     ) -> None:
         self._discover = discover
+        self._leader = leader
         self._cycle = cycle
         self.interval = interval
         self.coalesce_s = coalesce_s
@@ -99,9 +97,11 @@ class Runner:
         self._ready = False
         self._stopping = False
         self._running_since: float | None = None
-        self._cycle_task: asyncio.Task[Any] | None = None
+        self._run_task: asyncio.Task[Any] | None = None  # what runs the cycle (the job, the worker)
+        self._cycle_task: asyncio.Task[Any] | None = None  # the cycle itself
         self._worker: asyncio.Task[None] | None = None
         self._scheduler: AsyncIOScheduler | None = None
+        self._kick: asyncio.Task[Any] | None = None
         self.last_result: CycleResult | None = None
 
     # -- state seen by the HTTP endpoints ------------------------------------------------------------
@@ -116,10 +116,17 @@ class Runner:
         """Whether a cycle is running now."""
         return self._running_since is not None
 
+    @property
+    def leading(self) -> bool:
+        """Whether this replica may run cycles (always, without leader election)."""
+        return self._leader is None or self._leader()
+
     def readiness(self) -> tuple[bool, str]:
-        """Ready once the first full cycle has finished, until shutdown begins."""
+        """Ready once the first full cycle has finished, while leading, until shutdown begins."""
         if self._stopping:
             return False, "shutting down"
+        if not self.leading:
+            return False, "not the leader: another replica runs the cycles"
         if not self._ready:
             return False, "the first cycle has not finished"
         return True, "ready"
@@ -137,11 +144,13 @@ class Runner:
     def start(self, *, scheduler: AsyncIOScheduler | None = None) -> None:
         """Start the schedule (first cycle now) and the webhook worker, in the running loop."""
         self._scheduler = scheduler or AsyncIOScheduler(timezone=dt.UTC)
+        now = dt.datetime.now(dt.UTC)
         self._scheduler.add_job(
             self.run_full_cycle,
             "interval",
             seconds=self.interval,
-            next_run_time=dt.datetime.now(dt.UTC),
+            # with leader election the first cycle runs when leadership begins (started_leading)
+            next_run_time=now if self._leader is None else now + dt.timedelta(seconds=self.interval),
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(1, int(self.interval)),
@@ -150,6 +159,23 @@ class Runner:
         self._scheduler.start()
         self._worker = asyncio.get_running_loop().create_task(self._webhook_worker(), name="webhook-worker")
         self.log.info("service started", interval_s=self.interval, coalesce_s=self.coalesce_s)
+
+    def started_leading(self) -> None:
+        """This replica leads now: run a full cycle at once (called by the leader elector)."""
+        if self._stopping:
+            return
+        self.log.info("leading: running a full cycle")
+        self._kick = asyncio.get_running_loop().create_task(self.run_full_cycle(), name="leader-cycle")
+
+    def stopped_leading(self) -> None:
+        """This replica no longer leads: abandon the running cycle and drop queued pushes at once."""
+        dropped, self._pending = len(self._pending), []
+        task = self._cycle_task
+        if task is not None and not task.done():
+            self.log.warning("lost leadership: abandoning the current cycle", dropped_pushes=dropped)
+            task.cancel()
+        elif dropped:
+            self.log.warning("lost leadership: queued pushes dropped", dropped_pushes=dropped)
 
     async def stop(self, grace_s: float = DEFAULT_GRACE_S) -> None:
         """Start no new cycle; let the current one finish for up to ``grace_s``, then abandon it."""
@@ -163,16 +189,17 @@ class Runner:
                 async with self._lock:
                     pass
         except TimeoutError:
-            task = self._cycle_task
+            task = self._run_task
             self.log.warning("stopping: abandoning the current cycle", grace_s=grace_s)
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait({task})
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        for background in (self._worker, self._kick):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
         self.log.info("service stopped", pending_pushes=len(self._pending))
 
     # -- cycles --------------------------------------------------------------------------------------
@@ -211,10 +238,13 @@ class Runner:
             await self.run_pending()
 
     async def _run(self, kind: CycleKind, events: Sequence[PushEvent] | None) -> CycleResult | None:
+        log = self.log.bind(cycle=kind.value)
+        if not self.leading:
+            log.debug("not the leader: no cycle")
+            return None
         started = self._clock()
         self._running_since = started
-        self._cycle_task = asyncio.current_task()
-        log = self.log.bind(cycle=kind.value)
+        self._run_task = asyncio.current_task()
         try:
             apps = await self._apps()
             if events is not None:
@@ -224,10 +254,16 @@ class Runner:
                     log.info("no application uses the pushed images", pushes=pushed)
                     return None
                 log.info("webhook cycle", pushes=pushed, applications=[a.name for a in apps])
-            result = await self._cycle(apps)
+            # its own task, so that losing leadership (or a stop) can cancel the cycle alone
+            self._cycle_task = asyncio.ensure_future(self._cycle(apps))
+            result = await self._cycle_task
         except asyncio.CancelledError:
             log.warning("cycle abandoned")
-            raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            self._count_error(kind, started)
+            return None
         except ImageUpdaterError as e:
             log.error("cycle failed", error=str(e))
             self._count_error(kind, started)
@@ -238,7 +274,7 @@ class Runner:
             return None
         finally:
             self._running_since = None
-            self._cycle_task = None
+            self._run_task = self._cycle_task = None
         duration = self._clock() - started
         if self.metrics is not None:
             self.metrics.observe_cycle(kind.value, result, duration, full=events is None)
@@ -265,134 +301,11 @@ class Runner:
             self.metrics.observe_cycle_error(kind.value, self._clock() - started)
 
 
-class RegistryTags:
-    """The cycle's tag source for the service: one :class:`RegistryPool` per registry host.
+def __getattr__(name: str) -> Any:
+    """``Service`` and ``build_service`` live in :mod:`image_updater.service.assembly` (which imports this
+    module); they are still importable from here."""
+    if name in ("Service", "build_service"):
+        from image_updater.service import assembly
 
-    The pools live as long as the service (clients, tokens, the scheme memory and the metadata cache
-    are reused between cycles); one pool per host keeps one :class:`RequestCounter` per registry for the
-    metrics. ``pool_options`` go to every :class:`RegistryPool` (a credentials provider, ...).
-    """
-
-    def __init__(self, registries: Sequence[RegistrySettings], **pool_options: Any) -> None:
-        self.registries = tuple(registries)
-        self._options = pool_options
-        self._pools: dict[str, RegistryPool] = {}
-
-    def _pool(self, image: ImageSpec) -> RegistryPool:
-        host = image.name.registry
-        if host not in self._pools:
-            self._pools[host] = RegistryPool(self.registries, **self._options)
-        return self._pools[host]
-
-    async def list_tags(self, image: ImageSpec) -> list[TagInfo]:
-        """Every tag of the image's repository."""
-        return await self._pool(image).list_tags(image)
-
-    async def with_metadata(self, image: ImageSpec, tags: Sequence[TagInfo]) -> list[TagInfo]:
-        """``tags`` with digests and creation dates, from the image's registry."""
-        return await self._pool(image).with_metadata(image, tags)
-
-    def counters(self) -> dict[str, RequestCounter]:
-        """Requests sent so far, by registry host."""
-        return {host: pool.counter for host, pool in self._pools.items()}
-
-    async def aclose(self) -> None:
-        """Close every pool."""
-        for pool in self._pools.values():
-            await pool.aclose()
-
-
-@dataclass
-class Service:
-    """The assembled service: runner, metrics, HTTP servers and the registries it talks to."""
-
-    runner: Runner
-    metrics: ServiceMetrics
-    servers: HttpServers
-    tags: RegistryTags
-
-    async def run(self, stop: asyncio.Event | None = None, *, grace_s: float = DEFAULT_GRACE_S) -> int:
-        """Serve until ``stop`` is set (or SIGTERM/SIGINT in the main thread); returns the exit code 0."""
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        handled: list[signal.Signals] = []
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-                handled.append(sig)
-        try:
-            await self.servers.start()
-            self.runner.start()
-            await stop.wait()
-            self.runner.log.info("stop requested")
-            await self.runner.stop(grace_s)
-        finally:
-            await self.servers.stop()
-            await self.tags.aclose()
-            for sig in handled:
-                loop.remove_signal_handler(sig)
-        return 0
-
-
-def build_service(
-    settings: Settings,
-    *,
-    listen: str = "0.0.0.0",
-    dry_run: bool = False,
-    coalesce_s: float = DEFAULT_COALESCE_S,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    log: Any = None,
-) -> Service:
-    """Wire the service from settings: files source, registries, Git, metrics, webhook and probes.
-
-    Raises :class:`ConfigError` for a wrong webhook secret setting or a port that cannot be bound.
-    """
-    log = log or structlog.get_logger()
-    secrets = WebhookSecrets(settings.webhook.secrets)
-    if settings.webhook.port and secrets.unprotected:
-        log.warning("webhook sources accepted without a secret", sources=secrets.unprotected)
-    metrics = ServiceMetrics()
-    tags = RegistryTags(settings.registries)
-    metrics.watch_registries(tags.counters)
-    app_filter = build_filter(settings.applications.match_names, settings.applications.match_labels)
-    deps = CycleDeps(
-        tags=tags,
-        git=settings.git,
-        cache_dir=Path(settings.git.cache_dir) if settings.git.cache_dir else default_cache_dir(),
-        max_concurrency=settings.max_concurrency,
-        dry_run=dry_run,
-        log=log,
-    )
-
-    async def discover() -> Sequence[AppSpec]:
-        found = await asyncio.to_thread(discover_files, settings.applications.path, app_filter)
-        for problem in found.problems:
-            log.error("application not readable", where=problem.where, error=str(problem.error))
-        metrics.observe_error("source", len(found.problems))
-        return found.apps
-
-    async def cycle(apps: Sequence[AppSpec]) -> CycleResult:
-        result = await run_cycle(apps, deps)
-        if dry_run:
-            for diff in result.diffs:
-                print(diff, end="", flush=True)
-        return result
-
-    runner = Runner(
-        discover=discover,
-        cycle=cycle,
-        interval=settings.interval,
-        coalesce_s=coalesce_s,
-        aliases=host_aliases(settings.registries),
-        metrics=metrics,
-        log=log,
-    )
-    webhook = WebhookEndpoint(secrets, runner.notify, metrics=metrics, max_body_bytes=max_body_bytes, log=log)
-    health_port, webhook_port = settings.health_port, settings.webhook.port
-    if health_port and health_port == webhook_port:
-        apps = {health_port: build_app(status=runner, metrics=metrics, webhook=webhook)}
-    else:
-        apps = {health_port: build_app(status=runner, metrics=metrics), webhook_port: build_app(webhook=webhook)}
-    servers = HttpServers(apps, host=listen)
-    servers.bind()
-    return Service(runner=runner, metrics=metrics, servers=servers, tags=tags)
+        return getattr(assembly, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
