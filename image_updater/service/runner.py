@@ -254,7 +254,10 @@ class Runner:
                     log.info("no application uses the pushed images", pushes=pushed)
                     return None
                 log.info("webhook cycle", pushes=pushed, applications=[a.name for a in apps])
-            # its own task, so that losing leadership (or a stop) can cancel the cycle alone
+            if not self.leading:  # lost while the Applications were being listed
+                log.info("not the leader any more: cycle not started")
+                return None
+            # its own task, so that losing leadership can cancel the cycle alone
             self._cycle_task = asyncio.ensure_future(self._cycle(apps))
             result = await self._cycle_task
         except asyncio.CancelledError:
