@@ -4,13 +4,15 @@ The editors work on ruamel.yaml's node trees (``compose``), never on constructed
 is cheaper, keeps every node's marks (where its text is), and leaves aliases as shared nodes instead of
 expanding them.
 
-The work is bounded: nesting deeper than :data:`MAX_DEPTH`, recursive aliases and files that would
-expand past :data:`MAX_EXPANDED_NODES` nodes (alias bombs) are refused with :class:`EditError` in time
-linear in the size of the text.
+The work is bounded: text longer than :data:`MAX_TEXT_CHARS` is refused before it is parsed (composing
+costs about 4 s per MB here), and nesting deeper than :data:`MAX_DEPTH`, recursive aliases and files that
+would expand past :data:`MAX_EXPANDED_NODES` nodes (alias bombs) are refused with :class:`EditError` in
+time linear in the size of the text.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 from ruamel.yaml import YAML
@@ -29,22 +31,31 @@ MAP_TAG = "tag:yaml.org,2002:map"
 MAX_DEPTH = 100
 #: most nodes a file may hold once aliases are expanded; beyond it the file is an alias bomb
 MAX_EXPANDED_NODES = 200_000
+#: longest text composed (2 MiB: ten times the largest Helm values files in common charts)
+MAX_TEXT_CHARS = 2 << 20
 
+_local = threading.local()
 _KIND_NAMES = {MappingNode: "a mapping", SequenceNode: "a list", ScalarNode: "a single value"}
 
 
 def parse_documents(text: str, *, file: str = "") -> list[Node]:
     """Compose every document of ``text`` into a node tree (an empty document is a null scalar).
 
-    Raises :class:`EditError` when the text is not YAML, nests too deep, or expands too far.
+    Raises :class:`EditError` when the text is too long, is not YAML, nests too deep, or expands too far.
     """
-    yaml = YAML(typ="safe", pure=True)
-    yaml.max_depth = MAX_DEPTH
-    # Re-defining an anchor is valid YAML; ruamel.yaml would only warn about it.
-    yaml.composer.warn_double_anchors = False
+    if len(text) > MAX_TEXT_CHARS:
+        raise EditError(
+            f"refusing to parse {len(text)} characters of YAML (the limit is {MAX_TEXT_CHARS})", path=file or None
+        )
     path = file or None
     try:
-        documents = list(yaml.compose_all(text))
+        yaml = _loader()
+        yaml.doc_infos.clear()  # it keeps one entry per call otherwise
+        try:
+            documents = list(yaml.compose_all(text))
+        except BaseException:
+            _local.yaml = None  # its composer stopped half-way and would start the next text there
+            raise
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -59,6 +70,19 @@ def parse_documents(text: str, *, file: str = "") -> list[Node]:
     except RecursionError:
         raise EditError("not valid YAML: nested too deeply", path=path) from None
     return documents
+
+
+def _loader() -> YAML:
+    """This thread's composer. Making a ``YAML`` object looks for plug-ins on disk, which costs more
+    than composing a small file, so each thread keeps one (one object must not compose in two threads
+    at once)."""
+    yaml: YAML | None = getattr(_local, "yaml", None)
+    if yaml is None:
+        yaml = _local.yaml = YAML(typ="safe", pure=True)
+        yaml.max_depth = MAX_DEPTH
+        # Re-defining an anchor is valid YAML; ruamel.yaml would only warn about it.
+        yaml.composer.warn_double_anchors = False
+    return yaml
 
 
 def check_expansion(documents: Sequence[Node], *, file: str = "") -> int:
@@ -83,7 +107,7 @@ def check_expansion(documents: Sequence[Node], *, file: str = "") -> int:
             total += size(child)
             if total > MAX_EXPANDED_NODES:
                 raise EditError(
-                    f"refusing YAML that expands past {MAX_EXPANDED_NODES} nodes through aliases", path=path
+                    f"refusing YAML that expands past {MAX_EXPANDED_NODES} nodes (aliases counted expanded)", path=path
                 )
         active.discard(key)
         sizes[key] = total
@@ -93,7 +117,9 @@ def check_expansion(documents: Sequence[Node], *, file: str = "") -> int:
     for document in documents:
         total += size(document)
         if total > MAX_EXPANDED_NODES:
-            raise EditError(f"refusing YAML that expands past {MAX_EXPANDED_NODES} nodes", path=path)
+            raise EditError(
+                f"refusing YAML that expands past {MAX_EXPANDED_NODES} nodes (aliases counted expanded)", path=path
+            )
     return total
 
 

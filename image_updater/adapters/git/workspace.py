@@ -29,7 +29,7 @@ from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from image_updater.adapters.git.credentials import Identity, Signing, git_process_env
 from image_updater.config import GitCredential
-from image_updater.errors import GitError, PushRejectedError, WriteBackError
+from image_updater.errors import EditError, GitError, PushRejectedError, WriteBackError
 
 __all__ = ["GitWorkspace", "Identity", "Signing", "default_cache_dir", "redact_url"]
 
@@ -38,6 +38,8 @@ _HOST_KEY = re.compile(
     r"host key verification failed|no \S+ host key is known|remote host identification has changed", re.I
 )
 DEFAULT_IDENTITY = Identity("image-updater", "image-updater@example.com")
+#: largest file read from a clone (the YAML parser refuses far less; this bounds memory before it)
+MAX_READ_BYTES = 16 << 20
 
 
 def redact_url(url: str) -> str:
@@ -256,9 +258,12 @@ class GitWorkspace:
             raise WriteBackError(f"{relative!r} is a folder, not a file")
         if not path.is_file():
             return None
+        size = path.stat().st_size
+        if size > MAX_READ_BYTES:
+            raise EditError(f"refusing to read {size} bytes (the limit is {MAX_READ_BYTES})", path=relative)
         try:
             with path.open(newline="", encoding="utf-8") as handle:
-                return handle.read()
+                return handle.read(MAX_READ_BYTES + 1)
         except UnicodeDecodeError:
             raise WriteBackError(f"{relative!r} is not UTF-8 text") from None
 
