@@ -93,7 +93,8 @@ class RegistryClient:
         wall_clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         page_size: int | None = 1000,
-        max_pages: int = 100,
+        max_pages: int = 10_000,
+        max_tags: int = 1_000_000,
         http_fallback: bool | None = None,
         scheme_memory: MutableMapping[str, str] | None = None,
         user_agent: str = "image-updater",
@@ -116,6 +117,7 @@ class RegistryClient:
         )
         self._page_size = page_size
         self._max_pages = max_pages
+        self._max_tags = max_tags
         self._auth = RegistryAuth(base, credentials, registry=registry, clock=clock, wall_clock=wall_clock)
         self.counter = counter if counter is not None or http is not None else RequestCounter()
         self._owns_http = http is None
@@ -161,7 +163,9 @@ class RegistryClient:
         """All tags of ``repository``, following ``Link: <...>; rel="next"`` pages, without duplicates.
 
         ``"tags": null`` (every tag deleted) is an empty list. A next page on another host or scheme,
-        a page seen before, or more than ``max_pages`` pages is a :class:`RegistryError`.
+        a page seen before, more than ``max_pages`` pages or more than ``max_tags`` tags is a
+        :class:`RegistryError`. The page bound allows a registry that pages by 100 (Quay) to list a
+        million tags; the tag bound keeps memory bounded whatever the registry sends.
         """
         self._check_repository(repository)
         what = f"listing the tags of {repository}"
@@ -181,6 +185,8 @@ class RegistryClient:
             )
             data = parse_json_object(body, what=what, registry=self.registry, response=response)
             tags.update(dict.fromkeys(self._page_tags(data, what, response)))
+            if len(tags) > self._max_tags:
+                raise self._error(f"{what}: more than {self._max_tags} tags", url)
             link = next_link(response.headers)
             if link is None:
                 return list(tags)
