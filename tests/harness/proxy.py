@@ -198,7 +198,7 @@ class RegistryProxy:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
         self.port = int(self._httpd.server_address[1])
@@ -318,6 +318,12 @@ class RegistryProxy:
         if link:
             out.append(("Link", link))
         return 200, out, body
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: ten clients connecting at once would see SYNs
+    # dropped and retried a second later, a delay that is the proxy's, not the client's
+    request_queue_size = 128
 
 
 def _merge_headers(base: list[tuple[str, str]], extra: Mapping[str, str]) -> list[tuple[str, str]]:
