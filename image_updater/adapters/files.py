@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from image_updater.adapters.git.workspace import GitWorkspace, redact_url
 from image_updater.annotations import has_image_list, parse_application
 from image_updater.appfilter import AppFilter
 from image_updater.config import GitCredential
+from image_updater.edit.fastcompose import load_all
 from image_updater.errors import ConfigError, ImageUpdaterError
 from image_updater.model.spec import AppSpec
 
@@ -128,13 +128,12 @@ def discover_files(folder: str | Path, app_filter: AppFilter | None = None, *, l
 
 
 def _load_documents(path: Path, shown: str) -> Iterator[Any]:
-    yaml = YAML(typ="safe")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise ImageUpdaterError(f"{shown}: cannot read: {e}") from e
     try:
-        yield from list(yaml.load_all(text))
+        yield from load_all(text)  # libyaml when it can: a cycle reads every manifest again
     except YAMLError as e:
         raise ImageUpdaterError(f"{shown}: not valid YAML: {_one_line(e)}") from e
 

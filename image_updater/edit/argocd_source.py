@@ -34,6 +34,7 @@ from enum import StrEnum
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from image_updater.edit.fastcompose import read_documents
 from image_updater.edit.helmvalues import HelmKeys
 from image_updater.edit.layout import Data
 from image_updater.edit.nodes import (
@@ -178,7 +179,7 @@ def read_argocd_source_tag(
     file: str = "",
 ) -> str | None:
     """The tag text the file overrides ``image`` with, or ``None`` when it does not name it."""
-    root = _root(parse_documents(text, file=file), file)
+    root = _root(read_documents(text, file=file), file)
     if kind is SourceKind.KUSTOMIZE:
         for _, _, entry in _image_entries(root, image, kustomize_name, file):
             return _entry_tag(entry)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from image_updater.edit.fastcompose import read_documents
 from image_updater.edit.layout import Data
 from image_updater.edit.nodes import (
     expect,
@@ -170,7 +171,7 @@ def read_helm_tag(text: str, image: ImageName, keys: HelmKeys, *, file: str = ""
 
     Raises :class:`EditError` for a file that does not parse or a key whose shape is wrong.
     """
-    root = _root(parse_documents(text, file=file), file)
+    root = _root(read_documents(text, file=file), file)
     if keys.spec:
         spec = _read(root, keys.spec, file)
         if spec is None:

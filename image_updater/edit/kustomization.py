@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
+from image_updater.edit.fastcompose import read_documents
 from image_updater.edit.layout import Data
 from image_updater.edit.nodes import (
     expect,
@@ -53,7 +54,7 @@ def read_kustomization_tag(text: str, image: ImageName, *, kustomize_name: str |
     """
     if not mentions(text, kustomize_name or image):
         return None
-    documents = parse_documents(text)
+    documents = read_documents(text)
     for _, entry in _matching_entries(documents, image, kustomize_name, ""):
         return _entry_tag(entry, "")
     return None

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from image_updater.edit.fastcompose import read_documents
 from image_updater.edit.nodes import expect, get_value, line_of, mapping_documents, parse_documents, scalar_text
 from image_updater.edit.splice import TextEdit
 from image_updater.edit.tags import mentions, split_new_tag, tag_text
@@ -52,7 +53,7 @@ def read_manifest_tags(text: str, image: ImageName) -> list[str]:
     if not mentions(text, image):
         return []
     tags = []
-    for _, node in _matching_images(parse_documents(text), image, ""):
+    for _, node in _matching_images(read_documents(text), image, ""):
         _, tag, digest = split_name_suffix(str(node.value))
         current = tag_text(tag, digest)
         if current is not None:

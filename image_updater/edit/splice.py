@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from image_updater.edit.fastcompose import read_documents
 from image_updater.edit.layout import (
     Data,
     after_colon,
@@ -45,7 +46,6 @@ from image_updater.edit.nodes import (
     find_pair,
     is_null,
     line_of,
-    parse_documents,
 )
 from image_updater.errors import EditError
 
@@ -331,7 +331,7 @@ class TextEdit:
             return self.text
         new_text = splice(self.text, self._replacements)
         try:
-            after = parse_documents(new_text, file=self.file)
+            after = read_documents(new_text, file=self.file)  # data only: the fast reader will do
         except EditError as e:
             raise self._error(f"the edit would not parse ({e.message}); file left untouched") from None
         try:
@@ -350,7 +350,7 @@ class TextEdit:
 def write_new_document(text: str, value: dict[str, Data], *, file: str = "") -> str:
     """``text``, which holds no data (it is empty, or comments and blank lines only), followed by
     ``value`` as a block mapping; verified by parsing it again like any other edit."""
-    documents = parse_documents(text, file=file)
+    documents = read_documents(text, file=file)
     where = file or None
     if any(not is_null(document) for document in documents) or len(documents) > 1:
         raise EditError("the file already holds data; refusing to write a new document into it", path=where)
@@ -359,7 +359,7 @@ def write_new_document(text: str, value: dict[str, Data], *, file: str = "") -> 
     prefix = text if not text or text.endswith(("\n", "\r")) else text + newline
     new_text = prefix + "".join(line + newline for line in lines)
     try:
-        after = parse_documents(new_text, file=file)
+        after = read_documents(new_text, file=file)
     except EditError as e:
         raise EditError(f"the new content would not parse ({e.message}); file left untouched", path=where) from None
     if _canon_all(after, {})[0] != [_data(value)]:
