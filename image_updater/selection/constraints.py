@@ -181,7 +181,8 @@ class Constraint:
 
     def __init__(self, text: str, groups: Sequence[Sequence[_Comparator]]) -> None:
         self._text = text
-        self._groups = tuple(tuple(group) for group in groups)
+        # each group with whether it admits pre-releases, decided once (checks run for every tag)
+        self._groups = tuple((tuple(group), _group_names_prerelease(group)) for group in groups)
 
     @classmethod
     def parse(cls, text: str) -> Constraint:
@@ -212,13 +213,14 @@ class Constraint:
     @property
     def names_prerelease(self) -> bool:
         """Whether some comparator names a pre-release, so that pre-release versions can satisfy it."""
-        return any(_group_names_prerelease(group) for group in self._groups)
+        return any(include for _, include in self._groups)
 
     def check(self, version: Version) -> bool:
         """Whether ``version`` satisfies some OR group (every comparator of that group)."""
-        for group in self._groups:
-            include = _group_names_prerelease(group)
-            if all(comparator.matches(version, include) for comparator in group):
+        for group, include in self._groups:
+            if group and version.is_prerelease and not include:
+                continue
+            if all(_PREDICATES[comparator.operator](comparator, version) for comparator in group):
                 return True
         return False
 

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from image_updater.errors import ConstraintError
-from image_updater.model.ref import is_valid_tag
+from image_updater.model.ref import TAG_PATTERN, is_valid_tag
 from image_updater.selection.base import Skipped, TagInfo
 from image_updater.selection.patterns import compile_glob, compile_regexp
 
 ALLOW_TAGS = "allow-tags"
 IGNORE_TAGS = "ignore-tags"
+INVALID_TAG = "not a valid OCI tag"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,15 @@ class TagFilter:
         """Split tags into the ones kept and the ones skipped, each with its reason."""
         kept: list[TagInfo] = []
         skipped: list[Skipped] = []
+        if self.allow is None and not self.ignore and self.only is None:
+            # no filter set (most images): only validity, checked without a call per tag
+            valid = TAG_PATTERN.match
+            for info in tags:
+                if valid(info.tag):
+                    kept.append(info)
+                else:
+                    skipped.append(Skipped(info.tag, INVALID_TAG))
+            return kept, skipped
         for info in tags:
             reason = self._reason(info.tag)
             if reason is None:
@@ -60,7 +70,7 @@ class TagFilter:
 
     def _reason(self, tag: str) -> str | None:
         if not is_valid_tag(tag):
-            return "not a valid OCI tag"
+            return INVALID_TAG
         if self.only is not None and tag != self.only:
             return f"not the tracked tag {self.only!r}"
         glob = next((text for text, pattern in self.ignore if pattern.fullmatch(tag)), None)

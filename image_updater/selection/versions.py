@@ -18,6 +18,7 @@ original tag string so that sorting tags is total and deterministic.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,11 @@ _VERSION = re.compile(
     rf"(?:-(?P<pre>{_IDENTIFIERS}))?(?:\+(?P<build>{_IDENTIFIERS}))?"
 )
 _NUMERIC = re.compile(r"[0-9]+")
+#: how many parsed tags :func:`parse_version` remembers (a few MB at most)
+PARSE_CACHE_SIZE = 1 << 16
+
+#: semver precedence as a plain tuple, see :func:`precedence_key`
+PrecedenceKey = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -53,20 +59,17 @@ class Version:
     prerelease: str = ""
     build: str = ""
     original: str = ""
-    _precedence: semver.Version = field(init=False, repr=False, compare=False, hash=False)
+    _key: PrecedenceKey = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        # Built once: comparisons during a sort would otherwise rebuild it at every step.
-        object.__setattr__(
-            self,
-            "_precedence",
-            semver.Version(self.major, self.minor, self.patch, self.prerelease or None, self.build or None),
-        )
+        # Built once, as a plain tuple: a sort compares it in C, where comparing semver.Version objects
+        # runs Python code at every step (a cycle sorts the tags of thousands of images).
+        object.__setattr__(self, "_key", precedence_key(self.major, self.minor, self.patch, self.prerelease))
 
     @property
     def precedence(self) -> semver.Version:
         """The version as a ``semver.Version``, whose ordering is semver 2.0 precedence."""
-        return self._precedence
+        return semver.Version(self.major, self.minor, self.patch, self.prerelease or None, self.build or None)
 
     @property
     def is_prerelease(self) -> bool:
@@ -85,15 +88,15 @@ class Version:
 
     def compare_precedence(self, other: Version) -> int:
         """-1, 0 or 1 as ``self`` has lower, equal or higher semver precedence; build is ignored."""
-        return self._precedence.compare(other._precedence)
+        return (self._key > other._key) - (self._key < other._key)
 
-    def sort_key(self) -> tuple[semver.Version, str, str, str]:
+    def sort_key(self) -> tuple[PrecedenceKey, str, str, str]:
         """Precedence first, then the tag string, so that equal-precedence tags still sort one way.
 
         ``v1.2.0``, ``1.2`` and ``1.2.0+b7`` share a precedence and sort by their tag text. The build
         and pre-release strings come last only so that hand-built instances stay totally ordered.
         """
-        return (self._precedence, self.original, self.build, self.prerelease)
+        return (self._key, self.original, self.build, self.prerelease)
 
     def __lt__(self, other: Any) -> bool:
         if not isinstance(other, Version):
@@ -119,12 +122,33 @@ class Version:
         return self.original or self.normalized
 
 
+def precedence_key(major: int, minor: int, patch: int, prerelease: str) -> PrecedenceKey:
+    """A tuple that orders as semver 2.0 precedence (build metadata plays no part).
+
+    A release ranks above its pre-releases (``(1,)`` against ``(0, ...)``); pre-release identifiers
+    compare one by one, numeric ones as numbers and below alphanumeric ones, which compare as ASCII
+    text; more identifiers rank higher when all before them are equal (a longer tuple).
+    """
+    if not prerelease:
+        return (major, minor, patch, (1,))
+    parts = tuple((0, int(p), "") if p.isdigit() and p.isascii() else (1, 0, p) for p in prerelease.split("."))
+    return (major, minor, patch, (0, *parts))
+
+
 def parse_version(text: str) -> Version | None:
     """Read ``text`` as Masterminds ``NewVersion`` would; ``None`` when it is not a version.
 
-    Never raises, whatever it is given.
+    Never raises, whatever it is given. Answers are remembered (the same tags are read every cycle,
+    by every image of a repository): at most :data:`PARSE_CACHE_SIZE` of them.
     """
-    if not isinstance(text, str) or len(text.encode("utf-8", "surrogatepass")) > MAX_VERSION_LENGTH:
+    if not isinstance(text, str):
+        return None
+    return _parse_version(text)
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _parse_version(text: str) -> Version | None:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_VERSION_LENGTH:
         return None
     # fullmatch, not `$`: Python's `$` would also accept a trailing newline, Go's does not.
     match = _VERSION.fullmatch(text)
