@@ -26,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,6 +47,7 @@ __all__ = [
     "CredentialsProvider",
     "credentials_from_docker_config",
     "resolve_credentials",
+    "run_program",
 ]
 
 EXT_TIMEOUT_S = 10.0
@@ -66,14 +69,15 @@ async def resolve_credentials(
     image: ImageName,
     api_host: str | None = None,
     provider: CredentialsProvider | None = None,
-    run: Callable[..., Any] = subprocess.run,
+    run: Callable[..., Any] | None = None,
     what: str = "credentials",
 ) -> Credentials | None:
     """Resolve a credentials value for ``image`` (see the module docstring); ``None`` for no value.
 
     ``api_host`` is the host of the registry's ``api_url`` when it differs from the image's registry
     (Docker config keys may name either). ``what`` names the setting in errors (``pull-secret``).
-    Secrets read are registered for log redaction.
+    ``run`` runs an ``ext:`` program (default :func:`run_program`). Secrets read are registered for log
+    redaction.
     """
     text = (spec or "").strip()
     if not text:
@@ -104,7 +108,7 @@ async def resolve_credentials(
             namespace, name = _secret_name(ref, what, image)
             value = await _provider(provider, kind, what, image).secret_field(namespace, name, field)
         elif kind == "ext":
-            value = await asyncio.to_thread(_run_program, rest, run, what, image)
+            value = await asyncio.to_thread(_run_program, rest, run or run_program, what, image)
         else:
             value = resolve_secret(text, key=what) or ""
     except ConfigError as e:
@@ -190,6 +194,31 @@ def _provider(provider: CredentialsProvider | None, kind: str, what: str, image:
             f"{what} {kind}: reads a Kubernetes Secret, which needs the kubernetes source", registry=image.registry
         )
     return provider
+
+
+def run_program(command: list[str], *, timeout: float, **_options: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` (no shell) in a session of its own, capturing its output as text.
+
+    On timeout the whole process group is killed, not only the program: a script's own children
+    (``sleep``, a hung ``curl``) would otherwise outlive it, one more at every cycle. Raises
+    :class:`subprocess.TimeoutExpired` then, as :func:`subprocess.run` does.
+    """
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def _run_program(command_text: str, run: Callable[..., Any], what: str, image: ImageName) -> str:

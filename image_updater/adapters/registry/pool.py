@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import platform as host_platform
 import ssl
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from ruamel.yaml.error import YAMLError
 
 from image_updater.adapters.registry.auth import Credentials
 from image_updater.adapters.registry.client import RegistryClient
-from image_updater.adapters.registry.credentials import CredentialsProvider, resolve_credentials
+from image_updater.adapters.registry.credentials import CredentialsProvider, resolve_credentials, run_program
 from image_updater.adapters.registry.metadata import MetadataCache, MetadataFetcher
 from image_updater.adapters.registry.transport import RequestCounter
 from image_updater.adapters.registry.urls import base_url_for
@@ -137,7 +136,7 @@ class RegistryPool:
         default_platforms: Sequence[Platform] | None = None,
         metadata_concurrency: int = DEFAULT_METADATA_CONCURRENCY,
         rate_limit: float | None = None,
-        run: Callable[..., Any] = subprocess.run,
+        run: Callable[..., Any] = run_program,
     ) -> None:
         check_registries(registries)
         self.registries = tuple(registries)
