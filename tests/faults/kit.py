@@ -123,31 +123,35 @@ async def _no_sleep(_seconds: float) -> None:
     await asyncio.sleep(0)
 
 
-def run_cli(
-    config: Config,
-    monkeypatch: pytest.MonkeyPatch,
-    *args: str,
-    client_options: dict[str, Any] | None = None,
-) -> CliRun:
-    """``image-updater run --once --config ...`` in-process, output captured.
-
-    Registry clients get a sleeper that records the waits it is asked for and returns at once (so
-    backoffs and ``Retry-After`` are checked, never waited out), plus ``client_options`` (a short
-    ``timeout``, ...).
-    """
+def patch_pool(monkeypatch: pytest.MonkeyPatch, **client_options: Any) -> list[float]:
+    """Make the CLI's registry clients record the waits they are asked for and return at once (so
+    backoffs and ``Retry-After`` are checked, never waited out), with ``client_options`` on top (a short
+    ``timeout``, ...). Returns the list the waits are recorded in."""
     sleeps: list[float] = []
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
         await _no_sleep(seconds)
 
-    options = {"sleep": sleep, **(client_options or {})}
+    options = {"sleep": sleep, **client_options}
 
     class Pool(RegistryPool):
         def __init__(self, registries: Sequence[Any] = (), **kwargs: Any) -> None:
             super().__init__(registries, client_options=options, **kwargs)
 
     monkeypatch.setattr(image_updater.cli, "RegistryPool", Pool)
+    return sleeps
+
+
+def run_cli(
+    config: Config,
+    monkeypatch: pytest.MonkeyPatch,
+    *args: str,
+    client_options: dict[str, Any] | None = None,
+) -> CliRun:
+    """``image-updater run --once --config ...`` in-process, output captured; registry clients as
+    :func:`patch_pool` makes them."""
+    sleeps = patch_pool(monkeypatch, **(client_options or {}))
     monkeypatch.setenv(GIT_PASSWORD_ENV, config.git.password)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
