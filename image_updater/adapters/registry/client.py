@@ -133,6 +133,7 @@ class RegistryClient:
                 sleep=sleep,
                 wall_clock=wall_clock,
                 verify=verify,
+                clock=clock,
             )
             http = httpx.AsyncClient(transport=stack, timeout=timeout, headers={"User-Agent": user_agent})
         self._http = http

@@ -3,17 +3,22 @@
 ``build_transport`` stacks, from the client down::
 
     RetryTransport        bounded retries of temporary failures, honouring Retry-After
-      RateLimitTransport  a token bucket: at most ``rate_per_s`` requests per second (optional)
+      RateLimitTransport  the registry's Retry-After for every request (a RetryAfterGate), then a token
+                          bucket: at most ``rate_per_s`` requests per second (optional)
         CountingTransport requests sent, by kind (ping, tags, manifest, blob, token, other) and status
-          inner           httpx.AsyncHTTPTransport, or a MockTransport in tests
+          inner           httpx.AsyncHTTPTransport (HTTP/2 where the registry offers it), or a
+                          MockTransport in tests
 
-Every attempt of a retry waits for the rate limit and is counted. Sleeping and clocks are injected, so
-tests never wait for real. The retry policy is data (:class:`RetryPolicy`).
+Every attempt of a retry waits for the rate limit and is counted. A ``429`` or ``503`` with
+``Retry-After`` holds every request of the stack, not only the retried one: nothing is sent to the
+registry before the time it asked for. Sleeping and clocks are injected, so tests never wait for real.
+The retry policy is data (:class:`RetryPolicy`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import ssl
@@ -30,6 +35,15 @@ from image_updater.adapters.registry.responses import caused_by
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
+try:  # HTTP/2 (one connection for every request in flight) where a registry offers it over TLS
+    import h2  # noqa: F401
+
+    HTTP2 = True
+except ImportError:  # pragma: no cover - h2 comes with httpx[http2]
+    HTTP2 = False
+
+_SLEPT_OUT = "image_updater.retry_after_slept_out"
+"""The request extension where a retry notes the gate hold it has already slept out."""
 KIND_EXTENSION = "image_updater.registry_kind"
 """The request extension that names a request's kind; set by the client and the auth flow."""
 KIND_PING, KIND_TAGS, KIND_MANIFEST, KIND_BLOB, KIND_TOKEN, KIND_OTHER = (
@@ -161,6 +175,7 @@ class RetryTransport(_Layer):
         wall_clock: Clock = time.time,
         rng: Callable[[], float] = random.random,
         counter: RequestCounter | None = None,
+        gate: RetryAfterGate | None = None,
     ) -> None:
         super().__init__(inner)
         self.policy = policy
@@ -168,13 +183,17 @@ class RetryTransport(_Layer):
         self._wall_clock = wall_clock
         self._rng = rng
         self._counter = counter
+        self._gate = gate
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``, retrying as the policy says."""
         policy = self.policy
         retryable_method = request.method.upper() in policy.methods
         retry = 0
+        retry_after: float | None = None
+        held = 0
         while True:
+            retry_after = None
             try:
                 response = await self.inner.handle_async_request(request)
             except httpx.TransportError as e:
@@ -185,6 +204,9 @@ class RetryTransport(_Layer):
                 if not (retryable_method and retry < policy.max_retries and response.status_code in policy.statuses):
                     return response
                 retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._wall_clock())
+                if retry_after is not None and self._gate is not None:
+                    self._gate.hold(retry_after)  # for every request to this registry, not only this one
+                    held = self._gate.holds
                 if retry_after is not None and retry_after > policy.max_retry_after_s:
                     return response
                 delay = max(self._backoff(retry), retry_after or 0.0)
@@ -193,6 +215,8 @@ class RetryTransport(_Layer):
                 self._counter.retries[request_kind(request)] += 1
             retry += 1
             await self._sleep(delay)
+            if retry_after is not None and self._gate is not None:
+                request.extensions[_SLEPT_OUT] = held  # this hold is waited for: not twice
 
     def _backoff(self, retry: int) -> float:
         return self.policy.backoff(retry) * (1.0 + self.policy.jitter * self._rng())
@@ -241,23 +265,100 @@ class RateLimit:
         return wait
 
 
-class RateLimitTransport(_Layer):
-    """Waits for the :class:`RateLimit` before every request it passes on."""
+class RetryAfterGate:
+    """The registry's ``Retry-After``, for every request: closed until the latest time it asked for.
+
+    ``hold(seconds)`` closes it until ``clock() + seconds`` (never earlier than a hold in force);
+    :meth:`wait` sleeps until it opens, again if a new hold came meanwhile. A request that would have
+    to wait longer than ``max_wait_s`` is not made to wait (see :class:`RateLimitTransport`).
+    """
 
     def __init__(
-        self, inner: httpx.AsyncBaseTransport, limit: RateLimit, *, counter: RequestCounter | None = None
+        self, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, max_wait_s: float = 60.0
+    ) -> None:
+        self.until = 0.0
+        #: how many holds moved ``until`` (a request checks that none came while it waited)
+        self.holds = 0
+        self.max_wait_s = max_wait_s
+        self._clock = clock
+        self._sleep = sleep
+
+    def hold(self, seconds: float) -> None:
+        """Let nothing through for ``seconds`` from now."""
+        until = self._clock() + max(0.0, seconds)
+        if until > self.until:
+            self.until = until
+            self.holds += 1
+
+    def remaining(self) -> float:
+        """Seconds until the gate opens (0.0 when open)."""
+        return max(0.0, self.until - self._clock())
+
+    async def wait(self) -> float:
+        """Sleep until the gate is open; returns the seconds slept."""
+        waited = 0.0
+        while True:
+            holds, left = self.holds, self.remaining()
+            if left <= 0:
+                return waited
+            await self._sleep(left)
+            waited += left
+            if self.holds == holds:  # no new hold while sleeping: open now (whatever a fake clock says)
+                return waited
+
+
+class RateLimitTransport(_Layer):
+    """Waits for the registry's ``Retry-After`` (the ``gate``), then for the :class:`RateLimit`, before
+    every request it passes on.
+
+    A request that reserved its rate-limit slot before a hold came waits for the gate again, so none
+    goes out early. One that would wait longer than the gate's ``max_wait_s`` is not sent: it gets a
+    ``429`` made here, with the ``Retry-After`` left, which the retry layer returns as it is.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        limit: RateLimit | None,
+        *,
+        counter: RequestCounter | None = None,
+        gate: RetryAfterGate | None = None,
     ) -> None:
         super().__init__(inner)
         self.limit = limit
+        self.gate = gate
         self._counter = counter
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` once the rate limit allows it."""
-        waited = await self.limit.acquire()
+        """Send ``request`` once the registry's Retry-After and the rate limit allow it."""
+        waited = 0.0
+        slept_out = request.extensions.get(_SLEPT_OUT)
+        while True:
+            if self.gate is not None and self.gate.holds != slept_out:
+                left = self.gate.remaining()
+                if left > self.gate.max_wait_s:
+                    return _not_sent(request, left)
+                waited += await self.gate.wait()
+            holds = self.gate.holds if self.gate is not None else 0
+            if self.limit is not None:
+                waited += await self.limit.acquire()
+            if self.gate is None or self.gate.holds == holds:
+                break
         if waited > 0 and self._counter is not None:
             self._counter.rate_limit_waits += 1
             self._counter.rate_limit_wait_s += waited
         return await self.inner.handle_async_request(request)
+
+
+def _not_sent(request: httpx.Request, left: float) -> httpx.Response:
+    message = f"not sent: the registry asked to wait {left:.0f} s more (Retry-After)"
+    body = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": message}]})
+    return httpx.Response(
+        429,
+        headers={"Retry-After": str(int(left + 0.999)), "Content-Type": "application/json"},
+        content=body.encode(),
+        request=request,
+    )
 
 
 class CountingTransport(_Layer):
@@ -289,11 +390,17 @@ def build_transport(
     sleep: Sleep = asyncio.sleep,
     wall_clock: Clock = time.time,
     verify: ssl.SSLContext | str | bool = True,
+    clock: Clock = time.monotonic,
+    gate: RetryAfterGate | None = None,
 ) -> httpx.AsyncBaseTransport:
-    """The registry transport stack over ``inner`` (a new ``AsyncHTTPTransport`` when ``None``)."""
-    transport: httpx.AsyncBaseTransport = inner or httpx.AsyncHTTPTransport(verify=verify)
+    """The registry transport stack over ``inner`` (a new ``AsyncHTTPTransport`` when ``None``).
+
+    ``gate`` is the registry's :class:`RetryAfterGate` (a new one, on ``clock`` and ``sleep``, when
+    ``None``; it waits at most ``retry.max_retry_after_s``).
+    """
+    transport: httpx.AsyncBaseTransport = inner or httpx.AsyncHTTPTransport(verify=verify, http2=HTTP2)
     if counter is not None:
         transport = CountingTransport(transport, counter)
-    if rate_limit is not None:
-        transport = RateLimitTransport(transport, rate_limit, counter=counter)
-    return RetryTransport(transport, retry, sleep=sleep, wall_clock=wall_clock, counter=counter)
+    gate = gate or RetryAfterGate(clock=clock, sleep=sleep, max_wait_s=retry.max_retry_after_s)
+    transport = RateLimitTransport(transport, rate_limit, counter=counter, gate=gate)
+    return RetryTransport(transport, retry, sleep=sleep, wall_clock=wall_clock, counter=counter, gate=gate)
