@@ -48,6 +48,7 @@ class Config:
     #: URL prefixes that get the Git server's credentials (default: the server's own URL)
     git_urls: list[str] = field(default_factory=list)
     extra: str = ""
+    log_level: str = "info"
 
     def __post_init__(self) -> None:
         self.apps = self.tmp / "applications"
@@ -84,7 +85,7 @@ class Config:
                 """
             )
             + credentials
-            + "log:\n  format: json\n"
+            + f"log:\n  format: json\n  level: {self.log_level}\n"
             + registries
             + self.extra
         )
