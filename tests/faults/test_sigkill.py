@@ -146,13 +146,16 @@ def test_sigkill_at_any_point_never_leaves_a_partial_commit_and_the_next_run_upd
         kills += killed
         assert killed or code == 0, f"round {round_} ({point}): exit {code}\n{err}"
 
-        # the remote after the kill: the old state or the whole new commit, nothing in between
-        texts = {app: git_server.read_file("sigkill", f"{app}/kustomization.yaml") for app in images}
+        # the remote after the kill: the old state or the whole new commit, nothing in between. One
+        # snapshot: the server may still be taking a push whose client was killed
+        tip = git_server.rev_parse("sigkill")
+        assert tip is not None
+        texts = {app: git_server.read_file("sigkill", f"{app}/kustomization.yaml", tip) for app in images}
         state = {
             app: next((t for t in (old, new) if texts[app] == kustomization(images[app], t)), None) for app in images
         }
         assert state["a"] == state["b"] and state["a"] is not None, f"round {round_} ({point}): {state}"
-        assert git_server.commit_count("sigkill") == round_ + (state["a"] == new), f"round {round_} ({point})"
+        assert git_server.commit_count("sigkill", tip) == round_ + (state["a"] == new), f"round {round_} ({point})"
         fsck(git_server, "sigkill")
 
         # the next run completes the update, exactly once
