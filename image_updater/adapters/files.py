@@ -4,6 +4,8 @@ a Git repository (``<git URL>#<path>``, the "app-of-apps" pattern), read from th
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,18 +101,13 @@ def discover_files(folder: str | Path, app_filter: AppFilter | None = None, *, l
     for path in sorted(p for p in root.rglob("*") if p.suffix in _SUFFIXES and p.is_file()):
         shown = str(path) if label is None else f"{label}/{path.relative_to(root).as_posix()}"
         try:
-            documents = list(_load_documents(path, shown))
+            found = _applications_in(path, shown)
         except ImageUpdaterError as e:
             problems.append(SourceProblem(shown, e))
             continue
-        for index, doc in enumerate(documents):
-            if not _is_application(doc) or not has_image_list(doc):
-                continue
-            origin = f"{shown}#{index}" if len(documents) > 1 else shown
-            try:
-                app = parse_application(doc, origin=origin)
-            except ImageUpdaterError as e:
-                problems.append(SourceProblem(origin, e))
+        for origin, app in found:
+            if isinstance(app, ImageUpdaterError):
+                problems.append(SourceProblem(origin, app))
                 continue
             if app_filter is not None and not app_filter.matches(app.name, app.labels):
                 continue
@@ -125,6 +122,46 @@ def discover_files(folder: str | Path, app_filter: AppFilter | None = None, *, l
             seen[app.key] = origin
             apps.append(app)
     return Discovery(apps=tuple(apps), problems=tuple(problems))
+
+
+_Found = tuple[tuple[str, AppSpec | ImageUpdaterError], ...]
+#: what each manifest file held when it was last parsed, by path and stat: the service reads the folder
+#: again for every cycle and webhook, and only files that changed are parsed again (bounded; a file
+#: that could not be read is not kept)
+_PARSED: OrderedDict[tuple[str, str], tuple[tuple[int, ...], _Found]] = OrderedDict()
+_PARSED_SIZE = 50_000
+_PARSED_LOCK = threading.Lock()
+
+
+def _applications_in(path: Path, shown: str) -> _Found:
+    """The annotated Applications of one file (or the error of each that is wrong), parsed again only
+    when the file's modification time, change time, size or inode differ from the last read."""
+    try:
+        info = path.stat()
+    except OSError as e:
+        raise ImageUpdaterError(f"{shown}: cannot read: {e}") from e
+    stamp = (info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_ino)
+    key = (str(path), shown)
+    with _PARSED_LOCK:
+        known = _PARSED.get(key)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    documents = list(_load_documents(path, shown))
+    found: list[tuple[str, AppSpec | ImageUpdaterError]] = []
+    for index, doc in enumerate(documents):
+        if not _is_application(doc) or not has_image_list(doc):
+            continue
+        origin = f"{shown}#{index}" if len(documents) > 1 else shown
+        try:
+            found.append((origin, parse_application(doc, origin=origin)))
+        except ImageUpdaterError as e:
+            found.append((origin, e))
+    with _PARSED_LOCK:
+        _PARSED[key] = (stamp, tuple(found))
+        _PARSED.move_to_end(key)
+        while len(_PARSED) > _PARSED_SIZE:
+            _PARSED.popitem(last=False)
+    return tuple(found)
 
 
 def _load_documents(path: Path, shown: str) -> Iterator[Any]:
