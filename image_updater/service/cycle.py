@@ -107,6 +107,29 @@ class _TagCache:
         self.source = source
         self._tasks: dict[ImageName, asyncio.Task[list[TagInfo]]] = {}
         self._semaphore = asyncio.Semaphore(limit)
+        self._selections: dict[tuple[object, ...], asyncio.Future[Selection]] = {}
+
+    async def select(self, selector: Selector, image: ImageSpec) -> Selection:
+        """The selection for ``image``: made once for every image of the cycle with the same repository
+        and the same selection settings (at scale, many Applications track one image the same way)."""
+        key = (
+            image.name,
+            image.written_name,
+            image.strategy,
+            image.constraint,
+            image.allow_tags,
+            image.ignore_tags,
+            image.tag_extract,
+            image.platforms,
+            image.pull_secret,
+        )
+        made = self._selections.get(key)
+        if made is None:
+            made = self._selections[key] = asyncio.ensure_future(self._select(selector, image))
+        return await asyncio.shield(made)
+
+    async def _select(self, selector: Selector, image: ImageSpec) -> Selection:
+        return await select_tags(selector, image, await self.get(image), self.source)
 
     def start(self, image: ImageSpec) -> None:
         if image.name not in self._tasks:
@@ -121,7 +144,7 @@ class _TagCache:
         return await asyncio.shield(self._tasks[image.name])
 
     def cancel(self) -> None:
-        for task in self._tasks.values():
+        for task in [*self._tasks.values(), *self._selections.values()]:
             task.cancel()
 
 
@@ -370,8 +393,7 @@ async def _choose(
         return None
     try:
         current = current_of(image)
-        tags = await tag_cache.get(image)
-        selection = await select_tags(selector, image, tags, tag_cache.source)
+        selection = await tag_cache.select(selector, image)
     except ImageUpdaterError as e:
         error = e.with_context(app=app.name, image=image.label)
         decision = ImageOutcome(image.label, Status.FAILED, e.message, error=error)

@@ -47,6 +47,8 @@ class Applied:
     errors: dict[str, ImageUpdaterError] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
+    #: the new text of every changed path
+    texts: dict[str, str] = field(default_factory=dict)
 
     def all_changes(self) -> list[Change]:
         """Every change, in plan order."""
@@ -112,10 +114,15 @@ def apply_edits(
             result.changes[plan.app] = app_changes
     result.changed = [p for p, t in texts.items() if t != originals.get(p)]
     result.diffs = [unified_diff(p, originals[p], texts[p]) for p in result.changed]
+    result.texts = {path: texts[path] for path in result.changed}
     if write:
-        for path in result.changed:
-            workspace.write(path, texts[path])
+        _write(workspace, result)
     return result
+
+
+def _write(workspace: GitWorkspace, applied: Applied) -> None:
+    for path in applied.changed:
+        workspace.write(path, applied.texts[path])
 
 
 def _check_against(planned: list[Change], now: list[Change]) -> None:
@@ -156,15 +163,21 @@ def write_back(
     outcome.branch = target
     live = [plan for plan in plans if plan.app not in planned.errors]
     errors = dict(planned.errors)
+    # edits applied to the tree as it is now: written as they are on the first attempt, not made again
+    ready: Applied | None = planned
     if target != branch and workspace.remote_has(target):
         # an update branch from an earlier cycle: build on it, from the values it holds
         workspace.sync(target)
-        planned = apply_edits(workspace, live, write=False)
+        planned = ready = apply_edits(workspace, live, write=False)
         errors.update(planned.errors)
         live = [plan for plan in live if plan.app not in planned.errors]
     while True:
         outcome.attempts += 1
-        applied = apply_edits(workspace, live, write=True, baseline=planned.changes)
+        if ready is not None:
+            applied, ready = ready, None
+            _write(workspace, applied)
+        else:
+            applied = apply_edits(workspace, live, write=True, baseline=planned.changes)
         outcome.changes, outcome.diffs = applied.changes, applied.diffs
         outcome.errors = {**errors, **applied.errors}
         if not applied.changed:
