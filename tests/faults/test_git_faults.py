@@ -227,9 +227,12 @@ def test_a_rejected_push_leaves_the_remote_alone_until_it_is_accepted(
 
     run = run_cli(repo.config, monkeypatch)
 
-    _failed_with(run, r"git push failed .*pre-receive hook declined")
+    _failed_with(run, r"the server declined the push: git push failed .*pre-receive hook declined")
     repo.assert_whole("1.0.0")
     assert repo.commits() == 1
+    # regression: a declined push was taken for a conflict and re-applied and pushed 5 more times
+    pushes = git_server.access_log.read_text().count(f"POST /{repo.name}.git/git-receive-pack")
+    assert pushes == 1
     hook.unlink()
     assert run_cli(repo.config, monkeypatch).code == 0
     repo.assert_whole("1.1.0")

@@ -34,6 +34,8 @@ from image_updater.errors import EditError, GitError, PushRejectedError, WriteBa
 __all__ = ["GitWorkspace", "Identity", "Signing", "default_cache_dir", "redact_url"]
 
 _REJECTED = re.compile(r"\[rejected\]|\[remote rejected\]|non-fast-forward|fetch first|failed to push", re.I)
+#: a server hook that declines the push (a protected branch): a retry on a newer tip cannot help
+_DECLINED = re.compile(r"\[remote rejected\][^\n]*hook declined", re.I)
 _HOST_KEY = re.compile(
     r"host key verification failed|no \S+ host key is known|remote host identification has changed", re.I
 )
@@ -320,7 +322,9 @@ class GitWorkspace:
         return self.head()
 
     def push(self, branch: str) -> None:
-        """Push HEAD to ``branch``; never forced. A rejection is :class:`PushRejectedError`.
+        """Push HEAD to ``branch``; never forced. A rejection that a push on a newer tip may overcome
+        (someone pushed meanwhile, or the push's answer was lost) is :class:`PushRejectedError`; one a
+        server hook declined (a protected branch) is a plain :class:`GitError`.
 
         The push is conditional on the branch being where our last fetch saw it (absent, for a branch
         we create): the remote compares and updates the ref atomically. A plain push would re-create a
@@ -334,6 +338,8 @@ class GitWorkspace:
         try:
             self._git("push", "--porcelain", lease, "origin", f"HEAD:refs/heads/{branch}")
         except GitError as e:
+            if _DECLINED.search(e.message):
+                raise GitError(f"the server declined the push: {e.message}") from e
             if _REJECTED.search(e.message):
                 raise PushRejectedError(e.message) from e
             raise
