@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO
@@ -76,6 +77,7 @@ class GitWorkspace:
         self.path = cache_root / f"{tail}-{digest}"
         self._cache_root = cache_root
         self._repo: git.Repo | None = None
+        self._real_root: Path | None = None
         self._lock: IO[bytes] | None = None
         #: clones made from scratch by this workspace (a fresh clone, or a damaged cache replaced)
         self.clones = 0
@@ -240,7 +242,7 @@ class GitWorkspace:
     def resolve(self, relative: str) -> Path:
         """The absolute path of ``relative`` inside the clone (a leading ``/`` is the repository root);
         refuses anything that leads out of it or into ``.git``."""
-        root = self.path.resolve()
+        root = self._root()
         candidate = (root / relative.lstrip("/")).resolve()
         if candidate != root and root not in candidate.parents:
             raise WriteBackError(f"path {relative!r} leads outside the repository")
@@ -251,16 +253,26 @@ class GitWorkspace:
 
     def canonical(self, relative: str) -> str:
         """``relative`` with symlinks inside the repository followed, repo-relative."""
-        return self.resolve(relative).relative_to(self.path.resolve()).as_posix()
+        return self.resolve(relative).relative_to(self._root()).as_posix()
+
+    def _root(self) -> Path:
+        """The clone's folder with symlinks followed (it stays the same: resolved once, not per read)."""
+        if self._real_root is None:
+            self._real_root = self.path.resolve()
+        return self._real_root
 
     def read(self, relative: str) -> str | None:
         """The text of a file in the working tree, or ``None`` if it does not exist."""
         path = self.resolve(relative)
-        if path.is_dir():
-            raise WriteBackError(f"{relative!r} is a folder, not a file")
-        if not path.is_file():
+        try:
+            info = path.stat()  # one stat: a cycle reads thousands of files
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        size = path.stat().st_size
+        if stat.S_ISDIR(info.st_mode):
+            raise WriteBackError(f"{relative!r} is a folder, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        size = info.st_size
         if size > MAX_READ_BYTES:
             raise EditError(f"refusing to read {size} bytes (the limit is {MAX_READ_BYTES})", path=relative)
         try:
@@ -274,7 +286,7 @@ class GitWorkspace:
 
         ``.git`` is left out, and so is any symlink that leads outside the repository.
         """
-        root = self.path.resolve()
+        root = self._root()
         start = self.resolve(relative)
         if start.is_file():
             return [str(start.relative_to(root))]
