@@ -18,6 +18,8 @@ from image_updater.selection.base import Selection, Skipped, TagInfo, count
 __all__ = ["NO_CREATED_DATE", "NewestBuildStrategy"]
 
 NO_CREATED_DATE = "the image config has no creation date"
+#: problems that say the registry failed to answer for a tag (a fault), not that its image is unsuitable
+_READ_FAILURES = ("cannot be read", "no longer has this tag")
 
 
 class NewestBuildStrategy:
@@ -26,8 +28,13 @@ class NewestBuildStrategy:
     name = "newest-build"
     needs_metadata = True
 
+    def __init__(self) -> None:
+        #: the tags of the last :meth:`select`, for :meth:`would_downgrade`
+        self._seen: dict[str, TagInfo] = {}
+
     def select(self, tags: Sequence[TagInfo]) -> Selection:
         """Rank by ``created`` then tag, best last; tags without a usable date are skipped."""
+        self._seen = {info.tag: info for info in tags}
         candidates: list[tuple[datetime, bytes, TagInfo]] = []
         skipped: list[Skipped] = []
         for info in tags:
@@ -59,8 +66,16 @@ class NewestBuildStrategy:
         )
 
     def would_downgrade(self, current: str, selected: str) -> bool:
-        """Never: a running tag missing from the listing has no date to compare with."""
-        return False
+        """Whether moving off ``current`` could go backwards, after the last :meth:`select`.
+
+        A running tag missing from the listing has no date to compare with: moving is no downgrade. A
+        listed one whose image the registry failed to serve (an unreadable manifest, a tag it lists but
+        no longer has) may well be the newest: its date is unknown, so moving off it is refused until
+        the registry answers again. Any other listed tag was ranked, and the selection is at least as
+        new.
+        """
+        seen = self._seen.get(current)
+        return bool(seen and seen.problem and any(failure in seen.problem for failure in _READ_FAILURES))
 
     def __repr__(self) -> str:
         return "NewestBuildStrategy()"
