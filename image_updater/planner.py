@@ -48,6 +48,29 @@ class RepoView(Protocol):
         ...
 
 
+class ReadOnce:
+    """A :class:`RepoView` that reads each file, and lists each folder, once.
+
+    Planning an Application reads its target files again for each of its images; wrap the view for the
+    time the tree does not change (one Application's planning). An error is not kept: it is raised again.
+    """
+
+    def __init__(self, view: RepoView) -> None:
+        self._view = view
+        self._texts: dict[str, str | None] = {}
+        self._listings: dict[str, list[str]] = {}
+
+    def read(self, relative: str) -> str | None:
+        if relative not in self._texts:
+            self._texts[relative] = self._view.read(relative)
+        return self._texts[relative]
+
+    def list_files(self, relative: str) -> list[str]:
+        if relative not in self._listings:
+            self._listings[relative] = self._view.list_files(relative)
+        return list(self._listings[relative])
+
+
 @dataclass(frozen=True)
 class FileEdit:
     """A pure edit of one file; ``apply`` gets the current text and returns the new one.

@@ -44,6 +44,7 @@ __all__ = ["FAST", "load_all", "read_documents"]
 FAST = CParser is not None
 _DIRECTIVE = re.compile(r"^%", re.M)
 _RESOLVER = VersionedResolver()
+_IMPLICIT: dict[str | None, list[tuple[str, re.Pattern[str]]]] = _RESOLVER.versioned_resolver
 _NON_SPECIFIC = (None, "!")
 _local = threading.local()
 
@@ -114,6 +115,17 @@ def _yaml() -> YAML:
     return yaml
 
 
+@functools.lru_cache(maxsize=4096)
+def _scalar_tag(value: str, plain: bool, quoted: bool) -> Tag:
+    """The tag ruamel.yaml's YAML 1.2 resolver gives a scalar: the same rules, read from its table once
+    (its ``resolve`` looks the YAML version up through raised exceptions for every scalar)."""
+    if plain:
+        for tag, regexp in _IMPLICIT.get(value[:1], []) + _IMPLICIT.get(None, []):
+            if regexp.match(value):
+                return Tag(suffix=tag)
+    return _RESOLVER.DEFAULT_SCALAR_TAG
+
+
 def _compose(text: str) -> list[Node]:
     """Compose every document of ``text`` from libyaml's events (iteratively, depth-bounded)."""
     parser: Any = CParser(text)
@@ -144,11 +156,7 @@ def _compose(text: str) -> list[Node]:
                 if len(stack) >= MAX_DEPTH:
                     raise _Fallback
                 tag = event.tag
-                resolved = (
-                    _RESOLVER.resolve(ScalarNode, event.value, event.implicit)
-                    if tag in _NON_SPECIFIC
-                    else Tag(suffix=tag)
-                )
+                resolved = _scalar_tag(event.value, *event.implicit) if tag in _NON_SPECIFIC else Tag(suffix=tag)
                 node: Node = ScalarNode(
                     resolved, event.value, event.start_mark, event.end_mark, style=event.style or None
                 )

@@ -174,15 +174,20 @@ _PREDICATES = {
 }
 
 
+_SEEN_SIZE = 8192
+
+
 class Constraint:
     """A parsed constraint: OR groups of AND-ed comparators. Build it with ``Constraint.parse``."""
 
-    __slots__ = ("_groups", "_text")
+    __slots__ = ("_groups", "_seen", "_text")
 
     def __init__(self, text: str, groups: Sequence[Sequence[_Comparator]]) -> None:
         self._text = text
         # each group with whether it admits pre-releases, decided once (checks run for every tag)
         self._groups = tuple((tuple(group), _group_names_prerelease(group)) for group in groups)
+        #: answers so far, by precedence key (all a check reads of a version); bounded
+        self._seen: dict[tuple[object, ...], bool] = {}
 
     @classmethod
     def parse(cls, text: str) -> Constraint:
@@ -216,11 +221,29 @@ class Constraint:
         return any(include for _, include in self._groups)
 
     def check(self, version: Version) -> bool:
-        """Whether ``version`` satisfies some OR group (every comparator of that group)."""
+        """Whether ``version`` satisfies some OR group (every comparator of that group).
+
+        Answers are remembered: one constraint is checked against the same tags by every image that
+        uses it, cycle after cycle.
+        """
+        key = version.sort_key()[0]
+        known = self._seen.get(key)
+        if known is None:
+            known = self._check(version)
+            if len(self._seen) >= _SEEN_SIZE:
+                self._seen.clear()
+            self._seen[key] = known
+        return known
+
+    def _check(self, version: Version) -> bool:
+        prerelease = bool(version.prerelease)
         for group, include in self._groups:
-            if group and version.is_prerelease and not include:
+            if group and prerelease and not include:
                 continue
-            if all(_PREDICATES[comparator.operator](comparator, version) for comparator in group):
+            for comparator in group:
+                if not _PREDICATES[comparator.operator](comparator, version):
+                    break
+            else:
                 return True
         return False
 

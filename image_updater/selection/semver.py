@@ -11,6 +11,7 @@ itself is what gets chosen.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from image_updater.selection.base import Selection, Skipped, TagInfo, count
@@ -24,6 +25,12 @@ PRERELEASE_NOT_NAMED = "pre-release, and the constraint names none"
 PRERELEASE_NO_CONSTRAINT = "pre-release, and there is no constraint that names one"
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse_constraint(text: str) -> Constraint:
+    """One :class:`Constraint` per text (with what its checks learnt), shared by every image using it."""
+    return Constraint.parse(text)
+
+
 class SemverStrategy:
     """Chooses the highest version satisfying ``constraint``; ``None`` or blank means any version.
 
@@ -35,7 +42,7 @@ class SemverStrategy:
 
     def __init__(self, constraint: str | None = None) -> None:
         self.constraint: Constraint | None = (
-            Constraint.parse(constraint) if constraint is not None and constraint.strip() else None
+            _parse_constraint(constraint) if constraint is not None and constraint.strip() else None
         )
 
     def select(self, tags: Sequence[TagInfo]) -> Selection:
@@ -43,22 +50,30 @@ class SemverStrategy:
         candidates: list[tuple[Version, str]] = []
         skipped: list[Skipped] = []
         not_versions = out_of_range = prereleases = 0
+        constraint = self.constraint
+        # decided once, not for every tag (a cycle ranks the tags of thousands of images)
+        check = constraint.check if constraint is not None else None
+        names_prerelease = constraint is not None and constraint.names_prerelease
+        outside = f"does not satisfy {constraint}"
         for info in tags:
             version = parse_version(info.key)
             if version is None:
                 not_versions += 1
                 skipped.append(Skipped(info.tag, NOT_A_VERSION))
-            elif self.constraint is None and version.is_prerelease:
-                prereleases += 1
-                skipped.append(Skipped(info.tag, PRERELEASE_NO_CONSTRAINT))
-            elif self.constraint is None or self.constraint.check(version):
+            elif check is None:
+                if version.prerelease:
+                    prereleases += 1
+                    skipped.append(Skipped(info.tag, PRERELEASE_NO_CONSTRAINT))
+                else:
+                    candidates.append((version, info.tag))
+            elif check(version):
                 candidates.append((version, info.tag))
-            elif version.is_prerelease and not self.constraint.names_prerelease:
+            elif version.prerelease and not names_prerelease:
                 prereleases += 1
                 skipped.append(Skipped(info.tag, PRERELEASE_NOT_NAMED))
             else:
                 out_of_range += 1
-                skipped.append(Skipped(info.tag, f"does not satisfy {self.constraint}"))
+                skipped.append(Skipped(info.tag, outside))
 
         # Equal precedence breaks by the compared text, then by the tag (two tags may extract the same value).
         candidates.sort(key=lambda pair: (pair[0].sort_key(), pair[1]))

@@ -29,7 +29,7 @@ from image_updater.errors import ImageUpdaterError, WriteBackError
 from image_updater.model.changes import Change
 from image_updater.model.ref import ImageName
 from image_updater.model.spec import AppSpec, ImageSpec, WriteBackMethod
-from image_updater.planner import FileEdit, current_tag, plan_edits, resolve_target
+from image_updater.planner import FileEdit, ReadOnce, current_tag, plan_edits, resolve_target
 from image_updater.selection.base import Selection, TagInfo
 from image_updater.selection.factory import Selector, build_selector
 from image_updater.service.argocd_writeback import (
@@ -326,14 +326,15 @@ async def _plan_app(
 ) -> _Planned:
     app = outcome.app
     planned = _Planned(outcome)
+    view = ReadOnce(workspace)  # each image of the Application reads the same files
     try:
-        target = resolve_target(app, workspace, controller_namespace=deps.git.argocd_namespace)
+        target = resolve_target(app, view, controller_namespace=deps.git.argocd_namespace)
     except ImageUpdaterError as e:
         outcome.error = e.with_context(app=app.name)
         return planned
 
     def current(image: ImageSpec) -> str | None:
-        found = current_tag(app, image, workspace, target)
+        found = current_tag(app, image, view, target)
         if found is None and deps.cluster is not None:
             return summary_tag(app, image)  # no such file, or it does not name the image: AIU's source
         return found

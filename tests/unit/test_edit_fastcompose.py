@@ -178,3 +178,30 @@ def test_whatever_ruamel_dumps_reads_the_same_both_ways(value: Any, flow: bool |
         assert str(got.value) == str(e)
         return
     same_trees(text)
+
+
+def test_a_planning_view_reads_each_file_once() -> None:
+    from image_updater.planner import ReadOnce
+
+    class Counting:
+        def __init__(self) -> None:
+            self.reads: list[str] = []
+
+        def read(self, relative: str) -> str | None:
+            self.reads.append(relative)
+            return "x: 1\n" if relative == "a.yaml" else None
+
+        def list_files(self, relative: str) -> list[str]:
+            self.reads.append(f"list {relative}")
+            return ["a.yaml"]
+
+    inner = Counting()
+    view = ReadOnce(inner)
+    assert [view.read("a.yaml"), view.read("a.yaml"), view.read("b.yaml"), view.read("b.yaml")] == [
+        "x: 1\n",
+        "x: 1\n",
+        None,
+        None,
+    ]
+    assert view.list_files(".") == view.list_files(".") == ["a.yaml"]
+    assert inner.reads == ["a.yaml", "b.yaml", "list ."]
