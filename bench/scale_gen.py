@@ -1,6 +1,7 @@
 """The scale benchmark's workload: N repositories x K tags in the real registry, A Applications in Git.
 
-Registry. Every repository ``bench/svc-NNN`` gets K tags: 80 % semver (``1.M.P``, 20 patches a minor)
+Registry. Every repository ``bench/svc-NNN`` gets K tags: 80 % semver (``S.M.P``, 20 patches a minor, the
+series ``S`` one of four by repository)
 and 20 % build numbers (``build-NNNN``). Tags carry ``created`` dates from ``dates`` distinct values
 (a config blob per date, shared by every repository through a cross-repository mount), so only one
 manifest ``PUT`` per tag is pushed; every ``multiarch_every``-th repository has its newest semver tags
@@ -70,11 +71,20 @@ FULL = Size(apps=1000, repos=200, tags=300, config_repos=10)
 SMALL = Size(apps=100, repos=20, tags=30, config_repos=2, dates=6, multiarch_every=5, index_tags=3, metadata_apps=8)
 
 
-def tag_names(count: int) -> list[str]:
-    """The tags of every repository, in push order."""
+MAJORS = 4
+
+
+def major_of(repo: int) -> int:
+    """Repositories use one of :data:`MAJORS` version series, so that not every repository lists the
+    same tag texts (which would flatter anything the product remembers by tag text)."""
+    return 1 + repo % MAJORS
+
+
+def tag_names(count: int, major: int = 1) -> list[str]:
+    """The tags of a repository, in push order."""
     builds = count // 5
     semver = count - builds
-    return [f"1.{i // 20}.{i % 20}" for i in range(semver)] + [f"build-{n:04d}" for n in range(1, builds + 1)]
+    return [f"{major}.{i // 20}.{i % 20}" for i in range(semver)] + [f"build-{n:04d}" for n in range(1, builds + 1)]
 
 
 def repo_name(index: int) -> str:
@@ -103,7 +113,6 @@ def fill_registry(server: RegistryServer, size: Size, *, workers: int = 16) -> F
     """Push the workload's tags (one manifest PUT per tag; blobs mounted from one seed repository)."""
     pusher = server.pusher
     layer = pusher.layer("bench")
-    names = tag_names(size.tags)
     groups = sorted({created_of(size, i) for i in range(size.tags)})
     configs: dict[tuple[dt.datetime, str], tuple[str, int]] = {}
     pusher.upload_blob(SEED_REPO, layer.gz, layer.digest)
@@ -173,6 +182,7 @@ def fill_registry(server: RegistryServer, size: Size, *, workers: int = 16) -> F
         """Mount the blobs into one repository; return its manifest pushes (children before indexes)."""
         repo = repo_name(repo_index)
         multi = is_multiarch(size, repo_index)
+        names = tag_names(size.tags, major_of(repo_index))
         mount(repo, layer.digest)
         for (_, arch), (digest, _) in configs.items():
             if arch == "amd64" or multi:
@@ -265,16 +275,16 @@ class Workload:
             run_git(["update-ref", "refs/heads/main", commit], git_dir=server.bare_path(name))
 
 
-def _main_image(rng: random.Random, alias: str, repo: str, minors: int) -> Image:
+def _main_image(rng: random.Random, alias: str, repo: str, minors: int, major: int) -> Image:
     roll = rng.random()
     notes: dict[str, str] = {}
     constraint = None
     if roll < 0.35:
         pass
     elif roll < 0.65:
-        constraint = f"~1.{rng.randrange(minors)}"
+        constraint = f"~{major}.{rng.randrange(minors)}"
     elif roll < 0.8:
-        constraint = f"1.{rng.randrange(minors)}.x"
+        constraint = f"{major}.{rng.randrange(minors)}.x"
     elif roll < 0.9:
         notes = {"update-strategy": "alphabetical", "allow-tags": r"regexp:^build-\d+$"}
     else:
@@ -288,7 +298,7 @@ def _main_image(rng: random.Random, alias: str, repo: str, minors: int) -> Image
 
 def _metadata_image(rng: random.Random, alias: str, repo: str, multi: bool, newest_semver: str) -> Image:
     if rng.random() < 0.7:
-        notes = {"update-strategy": "newest-build", "allow-tags": r"regexp:^1\.\d+\.\d+$"}
+        notes = {"update-strategy": "newest-build", "allow-tags": r"regexp:^\d+\.\d+\.\d+$"}
         if multi:
             notes["platforms"] = "linux/amd64,linux/arm64"
         return Image(alias, repo, None, notes)
@@ -404,26 +414,25 @@ def build_workload(
 ) -> Workload:
     """Create the config repositories and write the Applications' manifests under ``folder``."""
     rng = random.Random(seed)
-    names = tag_names(size.tags)
     minors = (size.tags - size.tags // 5 + 19) // 20
-    plain = {repo_name(r): [TagInfo(t) for t in names] for r in range(size.repos)}
+    plain = {repo_name(r): [TagInfo(t) for t in tag_names(size.tags, major_of(r))] for r in range(size.repos)}
     dated: dict[str, list[TagInfo]] = {}
     for r in range(size.repos):
         repo = repo_name(r)
         digests = filled.digests.get(repo, {})
+        names = tag_names(size.tags, major_of(r))
         dated[repo] = [TagInfo(t, digest=digests.get(t), created=created_of(size, i)) for i, t in enumerate(names)]
     targets = ["kustomization"] * 4 + ["helmvalues"] * 3 + ["manifests"] * 3
     apps: list[App] = []
     for a in range(size.apps):
-        images = [
-            _main_image(rng, f"img{k}", repo_name((a * 7 + k * 31) % size.repos), minors) for k in range(1 + (a % 4))
-        ]
+        repos = [(a * 7 + k * 31) % size.repos for k in range(1 + (a % 4))]
+        images = [_main_image(rng, f"img{k}", repo_name(r), minors, major_of(r)) for k, r in enumerate(repos)]
         _settle(images, plain, rng, outdated)
         apps.append(App(f"app-{a:04d}", f"config-{a % size.config_repos:02d}", targets[a % 10], images))
     metadata: list[App] = []
     for m in range(size.metadata_apps):
         repo_index = (m * size.multiarch_every // 2) % size.repos
-        newest = [t for t in names if not t.startswith("build-")][-1]
+        newest = [t for t in tag_names(size.tags, major_of(repo_index)) if not t.startswith("build-")][-1]
         image = _metadata_image(rng, "img0", repo_name(repo_index), is_multiarch(size, repo_index), newest)
         _settle([image], dated, rng, 1.0 if outdated > 0 else 0.0)
         metadata.append(App(f"meta-{m:04d}", "config-meta", "kustomization", [image]))
