@@ -38,6 +38,11 @@ class Skipped:
     reason: str
 
 
+#: the key of :attr:`Selection.extra` naming the tags (space-separated) the registry lists but failed to
+#: serve: their rank is unknown, so a running one of them is not moved off (no possible downgrade)
+UNREADABLE = "unreadable"
+
+
 @dataclass(frozen=True)
 class Selection:
     """The outcome of a strategy: the chosen tag (or ``None``), and how it came to be chosen.

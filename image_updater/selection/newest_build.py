@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from image_updater.selection.base import Selection, Skipped, TagInfo, count
+from image_updater.selection.base import UNREADABLE, Selection, Skipped, TagInfo, count
 
 __all__ = ["NO_CREATED_DATE", "NewestBuildStrategy"]
 
@@ -28,13 +28,9 @@ class NewestBuildStrategy:
     name = "newest-build"
     needs_metadata = True
 
-    def __init__(self) -> None:
-        #: the tags of the last :meth:`select`, for :meth:`would_downgrade`
-        self._seen: dict[str, TagInfo] = {}
-
     def select(self, tags: Sequence[TagInfo]) -> Selection:
-        """Rank by ``created`` then tag, best last; tags without a usable date are skipped."""
-        self._seen = {info.tag: info for info in tags}
+        """Rank by ``created`` then tag, best last; tags without a usable date are skipped, and those
+        the registry failed to serve are named in ``extra[UNREADABLE]``."""
         candidates: list[tuple[datetime, bytes, TagInfo]] = []
         skipped: list[Skipped] = []
         for info in tags:
@@ -56,6 +52,7 @@ class NewestBuildStrategy:
             if tags:
                 reason = f"no tag has a usable creation date ({count(len(tags), 'tag')})"
             digest = None
+        unreadable = [i.tag for i in tags if i.problem and any(f in i.problem for f in _READ_FAILURES)]
         return Selection(
             strategy=self.name,
             selected=considered[-1] if considered else None,
@@ -63,19 +60,13 @@ class NewestBuildStrategy:
             considered=considered,
             skipped=tuple(skipped),
             digest=digest,
+            extra={UNREADABLE: " ".join(unreadable)} if unreadable else {},
         )
 
     def would_downgrade(self, current: str, selected: str) -> bool:
-        """Whether moving off ``current`` could go backwards, after the last :meth:`select`.
-
-        A running tag missing from the listing has no date to compare with: moving is no downgrade. A
-        listed one whose image the registry failed to serve (an unreadable manifest, a tag it lists but
-        no longer has) may well be the newest: its date is unknown, so moving off it is refused until
-        the registry answers again. Any other listed tag was ranked, and the selection is at least as
-        new.
-        """
-        seen = self._seen.get(current)
-        return bool(seen and seen.problem and any(failure in seen.problem for failure in _READ_FAILURES))
+        """Never: a running tag missing from the listing has no date to compare with, and a listed one was
+        ranked (or, when the registry failed to serve it, is named in ``extra[UNREADABLE]``)."""
+        return False
 
     def __repr__(self) -> str:
         return "NewestBuildStrategy()"

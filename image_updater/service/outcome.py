@@ -9,7 +9,7 @@ from enum import StrEnum
 from image_updater.errors import ImageUpdaterError
 from image_updater.model.changes import Change
 from image_updater.model.spec import AppSpec, ImageSpec
-from image_updater.selection.base import Selection
+from image_updater.selection.base import UNREADABLE, Selection
 from image_updater.selection.factory import Selector
 
 #: why an image with no current tag is not written (the Git write-back's wording)
@@ -103,6 +103,14 @@ def decide(
         return ImageOutcome(image.label, Status.SKIPPED, no_current, selected=chosen)
     if current == chosen:
         return ImageOutcome(image.label, Status.UNCHANGED, selection.reason, current=current, selected=chosen)
+    if current is not None and current in selection.extra.get(UNREADABLE, "").split():
+        return ImageOutcome(
+            image.label,
+            Status.SKIPPED,
+            f"the registry lists {current} but failed to serve its image, so {chosen} may be older; not moving",
+            current=current,
+            selected=chosen,
+        )
     if current is not None and selector.would_downgrade(current, chosen):
         return ImageOutcome(
             image.label,

@@ -45,11 +45,16 @@ def test_an_unreadable_running_image_is_no_reason_to_move_to_an_older_one(
     proxy.fault = hook
     image = f"{proxy.host}/{repo}"
     name = f"downgrade-{case}"
-    url = git_server.create_repo(name, {"k/kustomization.yaml": kustomization(image, "1.1.0")})
+    # two Applications run the image the same way (the cycle makes their selection once)
+    url = git_server.create_repo(name, {f"{app}/kustomization.yaml": kustomization(image, "1.1.0") for app in "kl"})
     config = Config(tmp_path, git_server, registries=[{"name": "p", "prefix": proxy.host, "api_url": proxy.url}])
-    config.add_app("k.yaml", application("k", url, "k", image, update_strategy="newest-build"))
+    for app in "kl":
+        config.add_app(f"{app}.yaml", application(app, url, app, image, update_strategy="newest-build"))
 
     run = run_cli(config, monkeypatch)
 
-    assert git_server.read_file(name, "k/kustomization.yaml") == kustomization(image, "1.1.0"), run.stderr
+    for app in "kl":
+        assert git_server.read_file(name, f"{app}/kustomization.yaml") == kustomization(image, "1.1.0"), run.stderr
     assert git_server.commit_count(name) == 1
+    skipped = [line["skipped"] for line in run.logs if line.get("event") == "application processed"]
+    assert len(skipped) == 2 and all("failed to serve its image" in " ".join(s) for s in skipped), skipped
