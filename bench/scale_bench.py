@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=int, default=20)
     parser.add_argument("--workers", type=int, default=16, help="push threads")
     parser.add_argument("--cycles", type=int, default=20, help="service cycles for the memory figures")
-    parser.add_argument("--service-interval", type=int, default=4, help="seconds between service cycles")
+    parser.add_argument("--service-interval", type=int, default=8, help="seconds between service cycles")
     parser.add_argument("--pushes", type=int, default=50, help="webhook pushes")
     parser.add_argument(
         "--compare",

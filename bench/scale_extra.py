@@ -118,10 +118,20 @@ def webhook_section(bench: Bench) -> None:
                 from_push.append(committed - pushed)
                 if notified is not None:
                     from_notification.append(committed - notified)
+            logged = []
+            while not service.events.empty():
+                event = service.events.get()
+                if event.get("event") == "cycle finished" and event.get("cycle") == "webhook":
+                    logged.append(float(event["duration_s"]))
     print(
         f"\n[webhook] {len(from_push)} pushes, service holding {len(bench.workload.apps) + 1} Applications "
         f"(coalescing window 300 ms, the default):"
     )
+    if logged:
+        print(
+            f"  the service's own log: {len(logged)} webhook cycles, median {statistics.median(logged) * 1000:.0f} ms "
+            "(from the end of the coalescing window: discovery, selection, sync, commit, push)"
+        )
     for label, values in (("notification -> commit", from_notification), ("push done -> commit", from_push)):
         if values:
             ranked = sorted(values)
