@@ -74,6 +74,7 @@ def run_once(config: Path, git_password: str, *extra: str, src: Path | None = No
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_env(git_password, src),
+        cwd=src,  # `python -c` puts the working folder first on sys.path: it must not be this tree
         text=True,
     )
     out_chunks: list[str] = []
