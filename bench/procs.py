@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.harness.proxy import RegistryProxy
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [str(Path(sys.executable).parent / "image-updater")]
 
@@ -214,3 +216,9 @@ class ServiceProcess:
         event = self.wait_event("cycle finished", timeout, cycle=kind)
         requests, pushes = self.metrics()
         return Sample(event, requests, pushes, rss_mb(self.pid), event["_at"])
+
+
+def quiet(proxy: RegistryProxy) -> RegistryProxy:
+    """No traceback on stderr when a client drops a kept-alive connection (the figures are on stdout)."""
+    proxy._httpd.handle_error = lambda *_: None  # type: ignore[method-assign]
+    return proxy

@@ -35,8 +35,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.procs import OnceRun, ServiceProcess, rss_mb, run_once
-from bench.scale_gen import FULL, SMALL, Size, Workload, build_workload, fill_registry, write_config
+from bench.procs import OnceRun, ServiceProcess, quiet, rss_mb, run_once
+from bench.scale_apps import Workload, build_workload, write_config
+from bench.scale_gen import FULL, SMALL, Size, fill_registry
 from tests.harness.gitserver import GitHttpServer
 from tests.harness.proxy import RegistryProxy
 from tests.harness.registry import RegistryServer
@@ -74,7 +75,7 @@ class Bench:
         self.work = work
         self.registry = RegistryServer()
         self.git = GitHttpServer(fcgi_children=8)
-        self.proxy = RegistryProxy(self.registry, delay_s=args.delay_ms / 1000)
+        self.proxy = quiet(RegistryProxy(self.registry, delay_s=args.delay_ms / 1000))
         self.workload: Workload | None = None
         #: other source trees to time beside this one (label, path)
         self.compare: list[tuple[str, Path]] = [

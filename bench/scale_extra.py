@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.procs import ServiceProcess
+from bench.procs import ServiceProcess, quiet
 from bench.scale_gen import BASE_TIME
 from tests.harness.proxy import Fault, RegistryProxy, RequestInfo, too_many_requests
 from tests.harness.registry import RegistryServer, push_image
@@ -37,7 +37,7 @@ def limit_section(bench: Bench) -> None:
             records.append((time.monotonic(), info))
             return too_many_requests(RETRY_AFTER_S) if len(records) % 10 == 0 else None
 
-    with RegistryProxy(bench.registry, fault=hook) as proxy:
+    with quiet(RegistryProxy(bench.registry, fault=hook)) as proxy:
         config = bench.config("limited", bench.workload.main_dir, proxy.url, limit=LIMIT)
         run, pushes = bench.once(config)
     expected = bench.workload.expected_updates(bench.workload.apps)
@@ -82,7 +82,7 @@ def webhook_section(bench: Bench) -> None:
         RegistryProxy(f"http://127.0.0.1:{webhook_port}", fault=seen, record_bodies=True, paginate=False) as relay,
         RegistryServer(notifications=[f"{relay.url}/webhook?type=distribution"]) as hooked,
     ):
-        relay._httpd.handle_error = lambda *_: None  # type: ignore[method-assign]  # the registry resets its idle connections
+        quiet(relay)  # the registry resets its idle connections
         image = f"{hooked.host}/hook/web"
         push_image(hooked, "hook/web", "1.0.0", created=BASE_TIME)
         kustomization = f"images:\n  - name: {image}\n    newTag: 1.0.0\n"
