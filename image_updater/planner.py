@@ -19,7 +19,9 @@ path that leaves the repository or enters ``.git`` is refused.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import posixpath
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -176,12 +178,33 @@ def current_tag(app: AppSpec, image: ImageSpec, view: RepoView, target: Target) 
         if text is None:
             continue
         try:
-            tag = _read_tag(image, text, target, path)
+            tag = _remembered(image, text, target, path)
         except EditError as e:
             raise EditError(e.message, path=path, app=app.name, image=image.label) from None
         if tag is not None:
             return tag
     return None
+
+
+#: tags read so far, by the text's fingerprint and what reading depends on: a service reads the same
+#: unchanged files every cycle, and composing them is most of a cycle's reading (bounded; errors are
+#: not kept, so they are raised again)
+_READ: OrderedDict[tuple[bytes, ImageSpec, TargetKind, SourceKind | None], str | None] = OrderedDict()
+_READ_SIZE = 20_000
+
+
+def _remembered(image: ImageSpec, text: str, target: Target, path: str) -> str | None:
+    """:func:`_read_tag`, answered from memory when this text was read for this image before."""
+    fingerprint = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    key = (fingerprint, image, target.kind, target.source_kind)
+    if key in _READ:
+        _READ.move_to_end(key)
+        return _READ[key]
+    tag = _read_tag(image, text, target, path)
+    _READ[key] = tag
+    if len(_READ) > _READ_SIZE:
+        _READ.popitem(last=False)
+    return tag
 
 
 def _read_tag(image: ImageSpec, text: str, target: Target, path: str) -> str | None:
