@@ -134,16 +134,19 @@ class ServiceProcess:
     git_password: str
     health_port: int
     extra: tuple[str, ...] = ()
+    #: another source tree to run the service from (see :func:`command`)
+    src: Path | None = None
     proc: subprocess.Popen[str] | None = None
     events: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
     lines: list[str] = field(default_factory=list)
 
     def __enter__(self) -> ServiceProcess:
         self.proc = subprocess.Popen(
-            [*CLI, "run", "--config", str(self.config), "--listen-address", "127.0.0.1", *self.extra],
+            [*command(self.src), "run", "--config", str(self.config), "--listen-address", "127.0.0.1", *self.extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env=_env(self.git_password),
+            env=_env(self.git_password, self.src),
+            cwd=self.src,
             text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()

@@ -208,8 +208,9 @@ class Bench:
         )
         return m
 
-    def service(self, apps: Path, name: str, cycles: int, *, reset: bool = True) -> list:
-        """Run the service through the proxy for ``cycles`` cycles; one sample per cycle."""
+    def service(self, apps: Path, name: str, cycles: int, *, reset: bool = True, src: Path | None = None) -> list:
+        """Run the service (from ``src`` when given) through the proxy for ``cycles`` cycles; one sample
+        per cycle."""
         assert self.workload is not None
         port = free_port()
         config = self.config(name, apps, self.proxy.url, health_port=port)
@@ -217,7 +218,7 @@ class Bench:
             self.workload.reset(self.git)
         samples = []
         interval = f"{self.args.service_interval}s"
-        with ServiceProcess(config, self.git.password, port, ("--interval", interval)) as service:
+        with ServiceProcess(config, self.git.password, port, ("--interval", interval), src) as service:
             for _ in range(cycles):
                 samples.append(service.next_cycle())
         return samples
@@ -256,6 +257,11 @@ class Bench:
             f"after cycle {len(samples)} {last:.1f} MB; growth from cycle 1 {100 * (last - first) / first:+.1f} % "
             f"(target < 10 %), from cycle 2 {100 * (last - second) / second:+.1f} %"
         )
+        for label, src in self.compare:
+            others = self.service(self.workload.main_dir, f"service-{label}", 3, src=src)
+            theirs = ", ".join(f"{o.event['duration_s']:.3f} s" for o in others)
+            ours = ", ".join(f"{o.event['duration_s']:.3f} s" for o in samples[:3])
+            print(f"  {label} ({src}): cycles 1-3 took {theirs}; this tree {ours}")
 
     def metadata_section(self) -> None:
         assert self.workload is not None
