@@ -7,11 +7,12 @@ is one of::
     file:/path               "user:password" in a file
     ext:/path/to/program     a program (run with no shell, 10 s timeout) printing "user:password"
     secret:ns/name#field     "user:password" in a field of a Kubernetes Secret
-    pullsecret:ns/name       a Kubernetes image pull Secret (its .dockerconfigjson)
+    pullsecret:ns/name       a Kubernetes image pull Secret (its .dockerconfigjson, or the older .dockercfg)
     dockerconfig:/path       a Docker config.json file (beyond AIU), e.g. ~/.docker/config.json
 
 ``secret:`` and ``pullsecret:`` go through a :class:`CredentialsProvider`, which the Kubernetes source
-supplies; without one they are an error that says so.
+supplies; without one they are an error that says so. A Secret the provider cannot read is a
+:class:`RegistryAuthError` naming the Secret, never showing its content.
 
 Docker config entries are matched to the image's registry by host, whatever form the key has:
 ``https://index.docker.io/v1/`` (what ``kubectl create secret docker-registry`` writes by default),
@@ -19,6 +20,7 @@ Docker config entries are matched to the image's registry by host, whatever form
 secret made the usual way works for ``docker.io`` images. (AIU compares the key with the registry's API
 URL as a string prefix, so that key never matches ``https://registry-1.docker.io`` there.) A key with a
 path (``quay.io/team``, as Podman writes) applies to repositories under it; the longest match wins.
+When no entry matches, the error lists the keys the config has (hosts, never credentials).
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from typing import Any, Protocol
 
 from image_updater.adapters.registry.auth import Credentials
 from image_updater.config import resolve_secret
-from image_updater.errors import ConfigError, RegistryAuthError
+from image_updater.errors import ImageUpdaterError, RegistryAuthError, RegistryError
 from image_updater.logsetup import register_secret
 from image_updater.model.ref import ImageName, normalize_registry_host
 
 __all__ = [
+    "LEGACY_PULL_SECRET_FIELD",
     "PULL_SECRET_FIELD",
     "CredentialsProvider",
     "credentials_from_docker_config",
@@ -52,6 +55,8 @@ __all__ = [
 
 EXT_TIMEOUT_S = 10.0
 PULL_SECRET_FIELD = ".dockerconfigjson"
+#: the field of the older ``kubernetes.io/dockercfg`` pull Secrets (the ``auths`` entries at the top level)
+LEGACY_PULL_SECRET_FIELD = ".dockercfg"
 _KINDS = ("env", "file", "ext", "secret", "pullsecret", "dockerconfig")
 
 
@@ -90,7 +95,7 @@ async def resolve_credentials(
     try:
         if kind == "pullsecret":
             namespace, name = _secret_name(rest, what, image)
-            config = await _provider(provider, kind, what, image).secret_field(namespace, name, PULL_SECRET_FIELD)
+            config = await _pull_secret_config(_provider(provider, kind, what, image), namespace, name)
             return credentials_from_docker_config(config, image, api_host=api_host, source=f"pull secret {rest}")
         if kind == "dockerconfig":
             path = Path(rest).expanduser()
@@ -107,13 +112,32 @@ async def resolve_credentials(
                 )
             namespace, name = _secret_name(ref, what, image)
             value = await _provider(provider, kind, what, image).secret_field(namespace, name, field)
-        elif kind == "ext":
+            # stripped as file: and ext: are: a value made with --from-file ends in a newline
+            return _user_password(value.strip(), f"{what}: Secret {namespace}/{name} field {field!r}", image)
+        if kind == "ext":
             value = await asyncio.to_thread(_run_program, rest, run or run_program, what, image)
         else:
             value = resolve_secret(text, key=what) or ""
-    except ConfigError as e:
+    except RegistryError:
+        raise
+    except ImageUpdaterError as e:  # a ConfigError from env:/file:, or a Secret the provider cannot read
         raise RegistryAuthError(e.message, registry=image.registry) from e
     return _user_password(value, what, image)
+
+
+async def _pull_secret_config(provider: CredentialsProvider, namespace: str, name: str) -> str:
+    """The Docker config text of a pull Secret: ``.dockerconfigjson``, else the older ``.dockercfg``.
+
+    Only when the first read fails is the second asked (one more API request for a Secret that is
+    missing or unreadable); if both fail, the first error is the one raised.
+    """
+    try:
+        return await provider.secret_field(namespace, name, PULL_SECRET_FIELD)
+    except ImageUpdaterError as e:
+        first = e
+    with contextlib.suppress(ImageUpdaterError):
+        return await provider.secret_field(namespace, name, LEGACY_PULL_SECRET_FIELD)
+    raise first
 
 
 def credentials_from_docker_config(
@@ -131,10 +155,12 @@ def credentials_from_docker_config(
         raise RegistryAuthError(f"{source}: 'auths' is not an object", registry=image.registry)
     hosts = {image.registry} | ({normalize_registry_host(api_host)} if api_host else set())
     best: tuple[int, str, Mapping[str, Any]] | None = None
+    keys: set[str] = set()
     for key, entry in auths.items():
         if not isinstance(key, str) or not isinstance(entry, Mapping):
             continue
         host, path = _split_key(key)
+        keys.add(f"{host}/{path}" if path else host)
         if host not in hosts or not _under(path, image.repository):
             continue
         if best is None or len(path) > best[0]:
@@ -143,7 +169,10 @@ def credentials_from_docker_config(
         helpers = data.get("credHelpers")
         helper = helpers.get(image.registry) if isinstance(helpers, Mapping) else None
         hint = f"; it names the credential helper {helper!r}, which is not supported" if helper else ""
-        raise RegistryAuthError(f"{source} has no entry for {image.registry}{hint}", registry=image.registry)
+        has = ", ".join(sorted(keys)) or "none"
+        raise RegistryAuthError(
+            f"{source} has no entry for {image.registry} (it has: {has}){hint}", registry=image.registry
+        )
     return _entry_credentials(best[1], best[2], source, image)
 
 
@@ -158,7 +187,10 @@ def _entry_credentials(key: str, entry: Mapping[str, Any], source: str, image: I
         if not sep:
             raise RegistryAuthError(f"{source}: the 'auth' of {key!r} is not user:password", registry=image.registry)
     if not isinstance(user, str) or not isinstance(password, str) or not user:
-        detail = "an identity token, which is not supported" if entry.get("identitytoken") else "no username"
+        if entry.get("identitytoken"):
+            detail = "an identity token, which is not supported"
+        else:
+            detail = "no password" if isinstance(user, str) and user else "no username"
         raise RegistryAuthError(f"{source}: the entry {key!r} has {detail}", registry=image.registry)
     register_secret(password)
     return Credentials(user, password)
