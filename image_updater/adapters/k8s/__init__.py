@@ -5,7 +5,7 @@ Events on Applications and leader election, all over one lightkube ``AsyncClient
 
     client = build_client(kubeconfig)                  # client.py: in-cluster, a path or a dict
     KubernetesSource(client, namespaces=..., match_names=..., match_labels=...).discover()
-    SecretCredentials(client).registry("pullsecret:ns/name", registry="docker.io")
+    SecretCredentials(client).secret_field("ns", "name", ".dockerconfigjson")  # resolve_credentials' provider
     ArgoCDWriter(client).update(namespace, name, [ImageUpdate(image_spec, "1.2.3")])
     EventRecorder(client).images_updated(ObjectRef(namespace, name), changes)
     async with LeaderElector(client, LeaseSettings(namespace="argocd")) as elector: ...
