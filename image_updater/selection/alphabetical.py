@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from image_updater.selection.base import Selection, TagInfo, count
+from image_updater.selection.base import Selection, TagInfo, count, derived
 
 __all__ = ["AlphabeticalStrategy"]
 
@@ -22,9 +22,8 @@ class AlphabeticalStrategy:
     needs_metadata = False
 
     def select(self, tags: Sequence[TagInfo]) -> Selection:
-        """Every tag is a candidate; best last."""
-        ranked = sorted(tags, key=_sort_key)
-        considered = tuple(info.tag for info in ranked)
+        """Every tag is a candidate; best last (ranked once per listing)."""
+        considered = derived(tags, "alphabetical", lambda: tuple(info.tag for info in sorted(tags, key=_sort_key)))
         if considered:
             reason = f"last of {count(len(considered), 'tag')} in byte-wise order"
         else:
@@ -44,5 +43,6 @@ class AlphabeticalStrategy:
         return "AlphabeticalStrategy()"
 
 
-def _sort_key(info: TagInfo) -> tuple[bytes, bytes]:
-    return info.key.encode(), info.tag.encode()
+def _sort_key(info: TagInfo) -> tuple[str, str]:
+    # Python orders text by code point, which is the order of its UTF-8 bytes: no need to encode.
+    return info.key, info.tag

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar, overload
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,89 @@ class Skipped:
     reason: str
 
 
+class Listing(list[TagInfo]):
+    """The tags of one repository as one cycle listed them, with a memo of what is derived from them.
+
+    Every image of a repository is selected from the same listing, and filtering, extracting values and
+    ranking depend only on the tags and on settings: each is done once per listing and settings
+    (:func:`derived`), not once per image. A listing must not be changed once something was derived.
+    """
+
+    def __init__(self, tags: Sequence[TagInfo] = ()) -> None:
+        super().__init__(tags)
+        self.memo: dict[Hashable, Any] = {}
+
+
+_MISSING = object()
+
+
+def derived(tags: Sequence[TagInfo], key: Hashable, make: Callable[[], T]) -> T:
+    """``make()``, remembered on ``tags`` under ``key`` when ``tags`` is a :class:`Listing`.
+
+    ``key`` must name everything ``make`` depends on besides the tags (the settings, as hashable values).
+    """
+    if not isinstance(tags, Listing):
+        return make()
+    found = tags.memo.get(key, _MISSING)
+    if found is _MISSING:
+        found = tags.memo[key] = make()
+    return found  # type: ignore[no-any-return]
+
+
+class LazySkips(Sequence[Skipped]):
+    """The tags a selection left out, with their reasons, worked out when first asked for.
+
+    A cycle makes thousands of selections and only ``image-updater test`` reads every reason, so
+    strategies hand a function that explains instead of the explanations. Compares equal to a tuple
+    with the same items.
+    """
+
+    __slots__ = ("_items", "_make")
+
+    def __init__(self, make: Callable[[], Sequence[Skipped]]) -> None:
+        self._make: Callable[[], Sequence[Skipped]] | None = make
+        self._items: tuple[Skipped, ...] = ()
+
+    def _all(self) -> tuple[Skipped, ...]:
+        if self._make is not None:
+            self._items = tuple(self._make())
+            self._make = None
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> Skipped: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Skipped, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Skipped | tuple[Skipped, ...]:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[Skipped]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazySkips):
+            return self._all() == other._all()
+        if isinstance(other, tuple | list):
+            return self._all() == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Sequence[Skipped]) -> tuple[Skipped, ...]:
+        return self._all() + tuple(other)
+
+    def __radd__(self, other: Sequence[Skipped]) -> tuple[Skipped, ...]:
+        return tuple(other) + self._all()
+
+    def __repr__(self) -> str:
+        return f"LazySkips({self._all()!r})"
+
+
 #: the key of :attr:`Selection.extra` naming the tags (space-separated) the registry lists but failed to
 #: serve: their rank is unknown, so a running one of them is not moved off (no possible downgrade)
 UNREADABLE = "unreadable"
@@ -56,7 +141,8 @@ class Selection:
     selected: str | None
     reason: str
     considered: tuple[str, ...] = ()
-    skipped: tuple[Skipped, ...] = ()
+    #: a tuple, or a :class:`LazySkips` that explains when first read
+    skipped: Sequence[Skipped] = ()
     digest: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 

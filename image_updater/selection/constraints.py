@@ -226,7 +226,7 @@ class Constraint:
         Answers are remembered: one constraint is checked against the same tags by every image that
         uses it, cycle after cycle.
         """
-        key = version.sort_key()[0]
+        key = version.precedence_key
         known = self._seen.get(key)
         if known is None:
             known = self._check(version)
@@ -234,6 +234,20 @@ class Constraint:
                 self._seen.clear()
             self._seen[key] = known
         return known
+
+    def admitted(self, ranked: Sequence[tuple[Version, str]]) -> tuple[str, ...]:
+        """The tags of ``ranked`` (version, tag pairs) whose version satisfies this constraint, in order:
+        :meth:`check` for each, in one loop (a cycle filters the ranked tags of a repository for every
+        constraint an image of it has)."""
+        seen = self._seen
+        admitted = []
+        for version, tag in ranked:
+            known = seen.get(version.precedence_key)
+            if known is None:
+                known = self.check(version)
+            if known:
+                admitted.append(tag)
+        return tuple(admitted)
 
     def _check(self, version: Version) -> bool:
         prerelease = bool(version.prerelease)

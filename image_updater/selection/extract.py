@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from image_updater.errors import ConstraintError
-from image_updater.selection.base import Skipped, TagInfo
+from image_updater.selection.base import Listing, Skipped, TagInfo, derived
 
 TAG_EXTRACT = "tag-extract"
 
@@ -75,9 +75,13 @@ class TagExtractor:
                 parts.append(group or "")
         return "".join(parts) or None
 
-    def apply(self, tags: Sequence[TagInfo]) -> tuple[list[TagInfo], list[Skipped]]:
-        """Each tag with its extracted value; tags that give no value are skipped with the reason."""
-        kept: list[TagInfo] = []
+    def apply(self, tags: Sequence[TagInfo]) -> tuple[Listing, tuple[Skipped, ...]]:
+        """Each tag with its extracted value; tags that give no value are skipped with the reason (once per
+        listing and template, see :func:`~image_updater.selection.base.derived`)."""
+        return derived(tags, ("extract", self), lambda: self._apply(tags))
+
+    def _apply(self, tags: Sequence[TagInfo]) -> tuple[Listing, tuple[Skipped, ...]]:
+        kept = Listing()
         skipped: list[Skipped] = []
         for info in tags:
             extracted = self.value(info.tag)
@@ -85,7 +89,7 @@ class TagExtractor:
                 skipped.append(Skipped(info.tag, f"{TAG_EXTRACT} {self.template!r} gives an empty value"))
             else:
                 kept.append(replace(info, value=extracted))
-        return kept, skipped
+        return kept, tuple(skipped)
 
 
 def parse_template(template: str) -> list[Piece]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from image_updater.errors import ConstraintError, ImageUpdaterError
 from image_updater.model.spec import ImageSpec
 from image_updater.selection.alphabetical import AlphabeticalStrategy
-from image_updater.selection.base import Selection, Skipped, Strategy, TagInfo
+from image_updater.selection.base import LazySkips, Selection, Skipped, Strategy, TagInfo
 from image_updater.selection.digest import DigestStrategy
 from image_updater.selection.extract import TAG_EXTRACT, TagExtractor
 from image_updater.selection.filters import TagFilter
@@ -73,13 +73,22 @@ class Selector:
 
     def choose(self, kept: Sequence[TagInfo], skipped: Sequence[Skipped]) -> Selection:
         """Let the strategy choose among filtered tags; ``skipped`` are the filter's left-outs."""
-        left_out = list(skipped)
+        dropped: Sequence[Skipped] = ()
         if self.extractor is not None:
             kept, dropped = self.extractor.apply(kept)
-            left_out += dropped
         selection = self.strategy.select(kept)
         reason = f"{selection.reason}; {self.note}" if self.note else selection.reason
-        return replace(selection, reason=reason, skipped=tuple(left_out) + selection.skipped)
+        # Reasons stay unexplained until read (LazySkips): join the parts without reading them.
+        parts = [part for part in (skipped, dropped, selection.skipped) if not isinstance(part, tuple) or part]
+        if not parts:
+            left_out: Sequence[Skipped] = ()
+        elif len(parts) == 1:
+            left_out = parts[0]
+        else:
+            left_out = LazySkips(lambda: tuple(s for part in parts for s in part))
+        if left_out is selection.skipped and reason == selection.reason:
+            return selection
+        return replace(selection, reason=reason, skipped=left_out)
 
 
 def build_strategy(name: str, constraint: str | None) -> Strategy:

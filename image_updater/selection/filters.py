@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from image_updater.errors import ConstraintError
 from image_updater.model.ref import TAG_PATTERN, is_valid_tag
-from image_updater.selection.base import Skipped, TagInfo
+from image_updater.selection.base import LazySkips, Listing, Skipped, TagInfo, derived
 from image_updater.selection.patterns import compile_glob, compile_regexp
 
 ALLOW_TAGS = "allow-tags"
@@ -47,26 +47,26 @@ class TagFilter:
         """Whether ``tag`` passes this filter (it would be a candidate if listed)."""
         return self._reason(tag) is None
 
-    def apply(self, tags: Sequence[TagInfo]) -> tuple[list[TagInfo], list[Skipped]]:
-        """Split tags into the ones kept and the ones skipped, each with its reason."""
-        kept: list[TagInfo] = []
-        skipped: list[Skipped] = []
+    def apply(self, tags: Sequence[TagInfo]) -> tuple[Listing, Sequence[Skipped]]:
+        """Split tags into the ones kept and the ones skipped, each with its reason.
+
+        Done once per listing and filter (:func:`~image_updater.selection.base.derived`); the kept tags
+        are a :class:`Listing` again, so what is derived from them is remembered too. The reasons are
+        worked out when first read.
+        """
+        return derived(tags, ("filter", self), lambda: self._apply(tags))
+
+    def _apply(self, tags: Sequence[TagInfo]) -> tuple[Listing, Sequence[Skipped]]:
+        valid, invalid = derived(tags, "valid", lambda: _split_valid(tags))
         if self.allow is None and not self.ignore and self.only is None:
-            # no filter set (most images): only validity, checked without a call per tag
-            valid = TAG_PATTERN.match
-            for info in tags:
-                if valid(info.tag):
-                    kept.append(info)
-                else:
-                    skipped.append(Skipped(info.tag, INVALID_TAG))
-            return kept, skipped
-        for info in tags:
-            reason = self._reason(info.tag)
-            if reason is None:
-                kept.append(info)
-            else:
-                skipped.append(Skipped(info.tag, reason))
-        return kept, skipped
+            return valid, tuple(Skipped(tag, INVALID_TAG) for tag in invalid)  # no filter set: most images
+        if not self.ignore and self.only is None:
+            assert self.allow is not None
+            search = self.allow.search
+            kept = Listing([info for info in valid if search(info.tag)])
+        else:
+            kept = Listing([info for info in valid if self._reason(info.tag) is None])
+        return kept, LazySkips(lambda: [Skipped(i.tag, r) for i in tags if (r := self._reason(i.tag)) is not None])
 
     def _reason(self, tag: str) -> str | None:
         if not is_valid_tag(tag):
@@ -79,6 +79,12 @@ class TagFilter:
         if self.allow is not None and not self.allow.search(tag):
             return f"does not match allow-tags {self.allow_text!r}"
         return None
+
+
+def _split_valid(tags: Sequence[TagInfo]) -> tuple[Listing, tuple[str, ...]]:
+    """The tags that are valid OCI tags (a :class:`Listing`), and the others' texts, in listing order."""
+    valid = TAG_PATTERN.match
+    return Listing([info for info in tags if valid(info.tag)]), tuple(i.tag for i in tags if not valid(i.tag))
 
 
 def parse_allow_tags(text: str | None) -> re.Pattern[str] | None:

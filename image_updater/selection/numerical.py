@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
-from image_updater.selection.base import Selection, Skipped, TagInfo, count
+from image_updater.selection.base import Selection, Skipped, TagInfo, count, derived
 
 __all__ = ["NOT_A_NUMBER", "NumericalStrategy", "parse_number"]
 
@@ -40,7 +40,10 @@ class NumericalStrategy:
     needs_metadata = False
 
     def select(self, tags: Sequence[TagInfo]) -> Selection:
-        """Numbers ranked ascending, best last; non-numbers skipped."""
+        """Numbers ranked ascending, best last; non-numbers skipped (once per listing)."""
+        return derived(tags, "numerical", lambda: self._select(tags))
+
+    def _select(self, tags: Sequence[TagInfo]) -> Selection:
         candidates: list[tuple[Decimal, bytes, str]] = []
         skipped: list[Skipped] = []
         for info in tags:

@@ -12,9 +12,10 @@ itself is what gets chosen.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Sequence
 
-from image_updater.selection.base import Selection, Skipped, TagInfo, count
+from image_updater.selection.base import LazySkips, Selection, Skipped, TagInfo, count, derived
 from image_updater.selection.constraints import Constraint
 from image_updater.selection.versions import Version, parse_version
 
@@ -23,6 +24,11 @@ __all__ = ["NOT_A_VERSION", "PRERELEASE_NOT_NAMED", "PRERELEASE_NO_CONSTRAINT", 
 NOT_A_VERSION = "not a semantic version"
 PRERELEASE_NOT_NAMED = "pre-release, and the constraint names none"
 PRERELEASE_NO_CONSTRAINT = "pre-release, and there is no constraint that names one"
+
+
+#: a selection worked out tag by tag: candidates ranked best last, the others with their reasons, and
+#: how many tags were not versions, out of range and pre-releases
+_Explanation = tuple[list[tuple[Version, str]], list[Skipped], tuple[int, int, int]]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -46,12 +52,70 @@ class SemverStrategy:
         )
 
     def select(self, tags: Sequence[TagInfo]) -> Selection:
-        """Rank the versions among ``tags``, best last, and explain every tag left out."""
+        """Rank the versions among ``tags``, best last, and explain every tag left out.
+
+        The versions of a listing are parsed and ranked once (:func:`_ranked`, shared by every image
+        selecting from it); a selection only keeps those its constraint admits, and works out why the
+        others were left out when that is first asked for.
+        """
+        ranked = derived(tags, "semver.ranked", lambda: _ranked(tags))
+        constraint = self.constraint
+        if constraint is None:
+            considered = derived(tags, "semver.releases", lambda: tuple(t for v, t in ranked if not v.prerelease))
+        else:
+            considered = constraint.admitted(ranked)
+        explain = LazySkips(lambda: self._explain(tags)[1])
+        if considered:
+            reason = f"highest of {count(len(considered), 'version')} {self._scope()}"
+        else:
+            reason = self._nothing(len(tags), *self._left_out(len(tags), ranked))
+        return Selection(
+            strategy=self.name,
+            selected=considered[-1] if considered else None,
+            reason=reason,
+            considered=considered,
+            skipped=explain,
+        )
+
+    def _left_out(self, total: int, ranked: Sequence[tuple[Version, str]]) -> tuple[int, int, int]:
+        """How many tags were not versions, out of range and pre-releases left out, when ``ranked`` are
+        the versions among ``total`` tags."""
+        constraint = self.constraint
+        prereleases = out_of_range = 0
+        for version, _ in ranked:
+            if constraint is None:
+                prereleases += bool(version.prerelease)
+            elif not constraint.check(version):
+                if version.prerelease and not constraint.names_prerelease:
+                    prereleases += 1
+                else:
+                    out_of_range += 1
+        return total - len(ranked), out_of_range, prereleases
+
+    def _explained(self, tags: Sequence[TagInfo]) -> Selection:
+        """The selection with every count and reason worked out (nothing was admitted: the reason says
+        why, in numbers)."""
+        candidates, skipped, (not_versions, out_of_range, prereleases) = self._explain(tags)
+        considered = tuple(tag for _, tag in candidates)
+        if considered:
+            reason = f"highest of {count(len(considered), 'version')} {self._scope()}"
+        else:
+            reason = self._nothing(len(tags), not_versions, out_of_range, prereleases)
+        return Selection(
+            strategy=self.name,
+            selected=considered[-1] if considered else None,
+            reason=reason,
+            considered=considered,
+            skipped=tuple(skipped),
+        )
+
+    def _explain(self, tags: Sequence[TagInfo]) -> _Explanation:
+        """Every tag in listing order: the candidates ranked best last, the others with their reasons,
+        and how many were not versions, out of range and pre-releases."""
         candidates: list[tuple[Version, str]] = []
         skipped: list[Skipped] = []
         not_versions = out_of_range = prereleases = 0
         constraint = self.constraint
-        # decided once, not for every tag (a cycle ranks the tags of thousands of images)
         check = constraint.check if constraint is not None else None
         names_prerelease = constraint is not None and constraint.names_prerelease
         outside = f"does not satisfy {constraint}"
@@ -74,21 +138,8 @@ class SemverStrategy:
             else:
                 out_of_range += 1
                 skipped.append(Skipped(info.tag, outside))
-
-        # Equal precedence breaks by the compared text, then by the tag (two tags may extract the same value).
-        candidates.sort(key=lambda pair: (pair[0].sort_key(), pair[1]))
-        considered = tuple(tag for _, tag in candidates)
-        if considered:
-            reason = f"highest of {count(len(considered), 'version')} {self._scope()}"
-        else:
-            reason = self._nothing(len(tags), not_versions, out_of_range, prereleases)
-        return Selection(
-            strategy=self.name,
-            selected=considered[-1] if considered else None,
-            reason=reason,
-            considered=considered,
-            skipped=tuple(skipped),
-        )
+        candidates.sort(key=_rank_key)
+        return candidates, skipped, (not_versions, out_of_range, prereleases)
 
     def would_downgrade(self, current: str, selected: str) -> bool:
         """True when ``current`` still satisfies the constraint and ranks above ``selected``.
@@ -126,3 +177,23 @@ class SemverStrategy:
 
     def __repr__(self) -> str:
         return f"SemverStrategy({str(self.constraint) if self.constraint else None!r})"
+
+
+def _rank_key(pair: tuple[Version, str]) -> tuple[object, str]:
+    # Equal precedence breaks by the compared text, then by the tag (two tags may extract the same value).
+    return (pair[0].sort_key(), pair[1])
+
+
+_FIRST_TWO = operator.itemgetter(0, 1)
+
+
+def _ranked(tags: Sequence[TagInfo]) -> tuple[tuple[Version, str], ...]:
+    """Every tag that reads as a version (its :attr:`~TagInfo.key`), with its tag, ranked best last
+    (as :func:`_rank_key` orders them; the sort key is built once per tag)."""
+    keyed = []
+    for info in tags:
+        version = parse_version(info.key)
+        if version is not None:
+            keyed.append((version.sort_key(), info.tag, version))
+    keyed.sort(key=_FIRST_TWO)
+    return tuple((version, tag) for _, tag, version in keyed)

@@ -86,6 +86,12 @@ class Version:
             text += f"+{self.build}"
         return text
 
+    @property
+    def precedence_key(self) -> PrecedenceKey:
+        """The version's precedence as a plain tuple (see :func:`precedence_key`): equal for equal
+        precedence, ordered as precedence is."""
+        return self._key
+
     def compare_precedence(self, other: Version) -> int:
         """-1, 0 or 1 as ``self`` has lower, equal or higher semver precedence; build is ignored."""
         return (self._key > other._key) - (self._key < other._key)

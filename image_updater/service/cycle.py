@@ -30,7 +30,7 @@ from image_updater.model.changes import Change
 from image_updater.model.ref import ImageName
 from image_updater.model.spec import AppSpec, ImageSpec, WriteBackMethod
 from image_updater.planner import FileEdit, ReadOnce, current_tag, plan_edits, resolve_target
-from image_updater.selection.base import Selection, TagInfo
+from image_updater.selection.base import Listing, Selection, TagInfo
 from image_updater.selection.factory import Selector, build_selector
 from image_updater.service.argocd_writeback import (
     NO_CURRENT_IN_APPLICATION,
@@ -137,7 +137,8 @@ class _TagCache:
 
     async def _fetch(self, image: ImageSpec) -> list[TagInfo]:
         async with self._semaphore:
-            return await self.source.list_tags(image)
+            # a Listing: every image selecting from it filters and ranks it once (selection.base.derived)
+            return Listing(await self.source.list_tags(image))
 
     async def get(self, image: ImageSpec) -> list[TagInfo]:
         self.start(image)
