@@ -134,6 +134,34 @@ class Bench:
             print(f"  ! run --once exited {run.exit_code}: {run.errors}")
         return run, sum(1 for k in before if before[k] != after[k])
 
+    def hold(self) -> None:
+        """Keep the servers up for cycles run by hand (profiling); Ctrl-C ends it."""
+        assert self.workload is not None
+        reset = self.work / "reset.sh"
+        reset.write_text(
+            "#!/bin/sh\nset -e\n"
+            + "".join(
+                f"git --git-dir={self.git.bare_path(name)} update-ref refs/heads/main {commit}\n"
+                for name, commit in self.workload.config_repos.items()
+            )
+        )
+        reset.chmod(0o755)
+        direct = self.config("direct", self.workload.main_dir, self.registry.url)
+        proxied = self.config("proxied", self.workload.main_dir, self.proxy.url)
+        print(
+            f"\nholding; reset the config repos with {reset}\n"
+            f"  export BENCH_GIT_PASSWORD={self.git.password}\n"
+            f"  image-updater run --once --config {proxied}   (through the proxy)\n"
+            f"  image-updater run --once --config {direct}   (directly)\n"
+            f"  python bench/floor.py --url {self.proxy.url} --repos {self.size.repos}",
+            flush=True,
+        )
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
     # -- sections -----------------------------------------------------------------------------------
 
     def timing(self) -> dict[str, float]:
@@ -294,6 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also time the cycle with the package in PATH (e.g. a git worktree at an older commit)",
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--hold",
+        action="store_true",
+        help="fill, write the configs and a reset script, print how to run a cycle by hand, and keep the "
+        "servers up until interrupted (for profiling)",
+    )
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     size = SMALL if args.small else FULL
@@ -302,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = Bench(args, size, Path(tmp))
         try:
             bench.prepare()
+            if args.hold:
+                bench.hold()
+                return 0
             sections: dict[str, Callable[[], object]] = {
                 "timing": bench.timing,
                 "service": bench.service_section,
