@@ -12,6 +12,7 @@ import pytest
 
 from image_updater.adapters.git.workspace import GitWorkspace
 from image_updater.config import GitCredential
+from image_updater.errors import WriteBackError
 from image_updater.service.cycle import Status
 from tests.harness.gitserver import GitHttpServer, git_env
 from tests.integration.writeback_kit import git_settings, make_app, run_once
@@ -159,3 +160,39 @@ def test_a_damaged_cache_is_replaced_by_a_fresh_clone(git_server: GitHttpServer,
     assert run_once([app], git_server, cache, tags).commits
     assert "newTag: 1.29.0" in (git_server.read_file("damaged", "k/kustomization.yaml") or "")
     assert not list(cache.glob(".partial-*"))
+
+
+def test_a_folder_that_becomes_a_symlink_out_is_refused_after_the_next_sync(
+    git_server: GitHttpServer, tmp_path: Path
+) -> None:
+    """Folders' real paths are remembered between reads, and forgotten when Git changes the tree."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "values.yaml").write_text("image:\n  tag: secret\n")
+    git_server.create_repo("turns-link", {"apps/a/values.yaml": "image:\n  tag: 1.0.0\n"})
+    url = git_server.repo_url("turns-link")
+    credential = GitCredential(url=url, username=git_server.username, password=git_server.password)
+    workspace = GitWorkspace(url, tmp_path / "cache", credential=credential)
+    with workspace:
+        workspace.sync("main")
+        assert workspace.read("apps/a/values.yaml") == "image:\n  tag: 1.0.0\n"
+        assert workspace.list_files("apps") == ["apps/a/values.yaml"]
+
+        work = tmp_path / "work"
+        env = git_env()
+        subprocess.run(
+            ["git", "clone", "-q", git_server.repo_url("turns-link", with_credentials=True), str(work)],
+            check=True,
+            env=env,
+        )
+        subprocess.run(["git", "rm", "-rq", "apps/a"], cwd=work, check=True, env=env)
+        (work / "apps").mkdir(exist_ok=True)
+        os.symlink(outside, work / "apps" / "a")
+        subprocess.run(["git", "add", "-A"], cwd=work, check=True, env=env)
+        subprocess.run(["git", "commit", "-qm", "a is a link now"], cwd=work, check=True, env=env)
+        subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=work, check=True, env=env)
+
+        workspace.sync("main")
+        with pytest.raises(WriteBackError, match="leads outside the repository"):
+            workspace.read("apps/a/values.yaml")
+        assert workspace.list_files("apps") == []

@@ -78,6 +78,9 @@ class GitWorkspace:
         self._cache_root = cache_root
         self._repo: git.Repo | None = None
         self._real_root: Path | None = None
+        #: real paths of folders in the working tree, by their path as joined (see :meth:`_real_path`);
+        #: forgotten whenever Git runs, since a checkout may turn a folder into a symlink
+        self._real_dirs: dict[str, str] = {}
         self._lock: IO[bytes] | None = None
         #: clones made from scratch by this workspace (a fresh clone, or a damaged cache replaced)
         self.clones = 0
@@ -110,6 +113,7 @@ class GitWorkspace:
     # -- running git --------------------------------------------------------------------------------
 
     def _git(self, *args: str, config: bool = False) -> str:
+        self._real_dirs.clear()
         with git_process_env(self.credential, self.identity, self.signing, os.environ) as process:
             options = [item for pair in (("-c", c) for c in process.config) for item in pair] if config else []
             try:
@@ -212,6 +216,7 @@ class GitWorkspace:
     def _replace(self, clone: Path) -> None:
         """Put a complete clone in the cache's place."""
         self._discard()
+        self._real_dirs.clear()
         clone.rename(self.path)
         self._repo = git.Repo(self.path)
         self.clones += 1
@@ -242,13 +247,33 @@ class GitWorkspace:
     def resolve(self, relative: str) -> Path:
         """The absolute path of ``relative`` inside the clone (a leading ``/`` is the repository root);
         refuses anything that leads out of it or into ``.git``."""
-        root = self._root()
-        candidate = (root / relative.lstrip("/")).resolve()
-        if candidate != root and root not in candidate.parents:
+        return Path(self._checked(relative))
+
+    def _checked(self, relative: str) -> str:
+        """:meth:`resolve` as text."""
+        root = str(self._root())
+        real = self._real_path(os.path.join(root, relative.lstrip("/")))
+        if real != root and not real.startswith(root + os.sep):
             raise WriteBackError(f"path {relative!r} leads outside the repository")
-        inside = candidate.relative_to(root).parts
-        if inside and inside[0] == ".git":
+        if real[len(root) + 1 :].split(os.sep, 1)[0] == ".git":
             raise WriteBackError(f"path {relative!r} leads into the repository's .git folder")
+        return real
+
+    def _real_path(self, joined: str) -> str:
+        """``os.path.realpath(joined)``, with the real path of its folder remembered: a cycle reads
+        thousands of files in a few hundred folders, and ``realpath`` looks at every component."""
+        folder, name = os.path.split(joined)
+        if name in ("", ".", ".."):
+            return os.path.realpath(joined)
+        real_folder = self._real_dirs.get(folder)
+        if real_folder is None:
+            real_folder = self._real_dirs[folder] = os.path.realpath(folder)
+        candidate = os.path.join(real_folder, name)
+        try:
+            if stat.S_ISLNK(os.lstat(candidate).st_mode):
+                return os.path.realpath(candidate)
+        except OSError:
+            pass  # missing (or unreadable): realpath leaves such a last component as it is
         return candidate
 
     def canonical(self, relative: str) -> str:
@@ -263,9 +288,9 @@ class GitWorkspace:
 
     def read(self, relative: str) -> str | None:
         """The text of a file in the working tree, or ``None`` if it does not exist."""
-        path = self.resolve(relative)
+        path = self._checked(relative)
         try:
-            info = path.stat()  # one stat: a cycle reads thousands of files
+            info = os.stat(path)  # one stat: a cycle reads thousands of files
         except (FileNotFoundError, NotADirectoryError):
             return None
         if stat.S_ISDIR(info.st_mode):
@@ -276,7 +301,7 @@ class GitWorkspace:
         if size > MAX_READ_BYTES:
             raise EditError(f"refusing to read {size} bytes (the limit is {MAX_READ_BYTES})", path=relative)
         try:
-            with path.open(newline="", encoding="utf-8") as handle:
+            with open(path, newline="", encoding="utf-8") as handle:
                 return handle.read(MAX_READ_BYTES + 1)
         except UnicodeDecodeError:
             raise WriteBackError(f"{relative!r} is not UTF-8 text") from None
@@ -292,13 +317,14 @@ class GitWorkspace:
             return [str(start.relative_to(root))]
         if not start.is_dir():
             return []
+        prefix = str(root) + os.sep
         found = []
         for path in start.rglob("*"):
             rel = path.relative_to(root)
             if rel.parts and rel.parts[0] == ".git":
                 continue
-            real = path.resolve()
-            if path.is_file() and (real == root or root in real.parents):
+            real = self._real_path(str(path))
+            if (real == str(root) or real.startswith(prefix)) and os.path.isfile(real):
                 found.append(rel.as_posix())
         return sorted(found)
 
