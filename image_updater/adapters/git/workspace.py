@@ -317,15 +317,20 @@ class GitWorkspace:
             return [str(start.relative_to(root))]
         if not start.is_dir():
             return []
-        prefix = str(root) + os.sep
+        top = str(root)
+        prefix = top + os.sep
         found = []
-        for path in start.rglob("*"):
-            rel = path.relative_to(root)
-            if rel.parts and rel.parts[0] == ".git":
-                continue
-            real = self._real_path(str(path))
-            if (real == str(root) or real.startswith(prefix)) and os.path.isfile(real):
-                found.append(rel.as_posix())
+        # os.walk does not enter symlinked folders (as Path.rglob does not), and lists symlinks to files
+        # with the files: those are kept when they lead to a file inside the repository
+        for folder, folders, files in os.walk(start):
+            if folder == top:
+                folders[:] = [f for f in folders if f != ".git"]
+                files = [f for f in files if f != ".git"]
+            for name in files:
+                path = os.path.join(folder, name)
+                real = self._real_path(path)
+                if (real == top or real.startswith(prefix)) and os.path.isfile(real):
+                    found.append(path[len(prefix) :].replace(os.sep, "/"))
         return sorted(found)
 
     def write(self, relative: str, text: str) -> None:
