@@ -61,6 +61,8 @@ class OnceRun:
     """One ``run --once``: the cycle time it logged, its whole-process time, and what it printed."""
 
     cycle_s: float
+    #: CPU time the product spent in the cycle (its ``cpu_s``; Git's processes not included)
+    cycle_cpu_s: float
     process_s: float
     max_rss_mb: float
     exit_code: int
@@ -99,6 +101,7 @@ def run_once(config: Path, git_password: str, *extra: str, src: Path | None = No
         errors = stderr.splitlines()[-5:]
     return OnceRun(
         cycle_s=float(finished[-1]["duration_s"]) if finished else float("nan"),
+        cycle_cpu_s=float(finished[-1].get("cpu_s", "nan")) if finished else float("nan"),
         process_s=process_s,
         max_rss_mb=usage.ru_maxrss / 1024,
         exit_code=proc.returncode,

@@ -194,6 +194,7 @@ class Bench:
             add("process_direct", run_d.process_s)
             add("floor_proxy", fp["seconds"])
             add("cycle_proxy", run_p.cycle_s)
+            add("cpu_proxy", run_p.cycle_cpu_s)
             add("process_proxy", run_p.process_s)
             add("requests", sum(counts.values()))
             add("floor_requests", floor_requests)
@@ -209,7 +210,8 @@ class Bench:
             print(
                 f"  run {number}: direct floor {fd['seconds']:.3f} s, cycle {run_d.cycle_s:.3f} s "
                 f"(process {run_d.process_s:.3f} s) | {self.args.delay_ms} ms proxy floor {fp['seconds']:.3f} s, "
-                f"cycle {run_p.cycle_s:.3f} s (process {run_p.process_s:.3f} s) | requests {kinds_text(counts)} "
+                f"cycle {run_p.cycle_s:.3f} s (CPU {run_p.cycle_cpu_s:.3f} s, process {run_p.process_s:.3f} s) | "
+                f"requests {kinds_text(counts)} "
                 f"(floor {floor_requests}) | updates {run_p.updates}/{expected}, pushes {pushes_p}/{pushes_d} | "
                 f"peak RSS {run_p.max_rss_mb:.0f} MB"
             )
@@ -221,7 +223,8 @@ class Bench:
         )
         print(
             f"  {self.args.delay_ms} ms proxy: floor {m['floor_proxy']:.3f} s, cycle {m['cycle_proxy']:.3f} s, "
-            f"ratio {m['cycle_proxy'] / m['floor_proxy']:.2f} (target <= 1.5); process {m['process_proxy']:.3f} s"
+            f"ratio {m['cycle_proxy'] / m['floor_proxy']:.2f} (target <= 1.5); cycle CPU {m['cpu_proxy']:.3f} s; "
+            f"process {m['process_proxy']:.3f} s"
         )
         for label, _ in self.compare:
             print(

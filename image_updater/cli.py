@@ -201,6 +201,7 @@ async def _one_cycle(settings: Settings, *, dry_run: bool) -> tuple[CycleResult,
         failed=sum(1 for a in result.apps if a.status is Status.FAILED) + len(discovery.problems),
         commits=len(result.commits),
         duration_s=round(result.duration_s, 3),
+        cpu_s=round(result.cpu_s, 3),
     )
     return result, discovery.problems
 

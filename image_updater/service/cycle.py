@@ -151,7 +151,7 @@ class _TagCache:
 
 async def run_cycle(apps: Sequence[AppSpec], deps: CycleDeps) -> CycleResult:
     """Process every Application once; see the module docstring."""
-    started = deps.clock()
+    started, cpu_started = deps.clock(), time.process_time()
     result = CycleResult()
     tag_cache = _TagCache(deps.tags, deps.max_concurrency)
     selectors: dict[tuple[str, str], Selector] = {}
@@ -203,6 +203,7 @@ async def run_cycle(apps: Sequence[AppSpec], deps: CycleDeps) -> CycleResult:
     if deps.cluster is not None and deps.cluster.events is not None and not deps.dry_run:
         await record_events([(o.app, o.changes) for o in result.apps], deps.cluster.events, deps.log)
     result.duration_s = deps.clock() - started
+    result.cpu_s = time.process_time() - cpu_started
     for outcome in result.apps:
         _log_outcome(deps.log, outcome)
     return result

@@ -80,6 +80,8 @@ class CycleResult:
     #: pushes rejected because someone pushed meanwhile (each was re-applied on the new tip)
     push_conflicts: int = 0
     duration_s: float = 0.0
+    #: CPU time this process spent in the cycle (all its threads; Git's processes not included)
+    cpu_s: float = 0.0
 
     @property
     def failed(self) -> bool:

@@ -290,6 +290,7 @@ class Runner:
             failed=sum(1 for a in result.apps if a.status is Status.FAILED),
             commits=len(result.commits),
             duration_s=round(duration, 3),
+            cpu_s=round(result.cpu_s, 3),
         )
         return result
 
