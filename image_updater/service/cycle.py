@@ -29,7 +29,7 @@ from image_updater.errors import ImageUpdaterError, WriteBackError
 from image_updater.model.changes import Change
 from image_updater.model.ref import ImageName
 from image_updater.model.spec import AppSpec, ImageSpec, WriteBackMethod
-from image_updater.planner import FileEdit, ReadOnce, current_tag, plan_edits, resolve_target
+from image_updater.planner import FileEdit, ReadOnce, Target, current_tag, plan_edits, resolve_target
 from image_updater.selection.base import Listing, Selection, TagInfo
 from image_updater.selection.factory import Selector, build_selector
 from image_updater.service.argocd_writeback import (
@@ -270,7 +270,13 @@ async def _sync_plan_write(
         for outcome in members:
             outcome.error = e
         return
-    planned = [await _plan_app(outcome, workspace, selectors, tag_cache, deps) for outcome in members]
+    # Every Application's current tags first, while the tag listings are still on their way (yielding
+    # between Applications, so that the responses are taken in as they come); then the choices.
+    reads = []
+    for outcome in members:
+        reads.append(_read_app(outcome, workspace, deps))
+        await asyncio.sleep(0)
+    planned = [await _plan_app(read, selectors, tag_cache) for read in reads]
     plans = [AppEdits(p.outcome.app.name, tuple(p.edits)) for p in planned if p.edits]
     if not plans:
         return
@@ -319,32 +325,53 @@ async def select_tags(selector: Selector, image: ImageSpec, tags: Sequence[TagIn
     return selector.choose(kept, skipped)
 
 
-async def _plan_app(
-    outcome: AppOutcome,
-    workspace: GitWorkspace,
-    selectors: dict[tuple[str, str], Selector],
-    tag_cache: _TagCache,
-    deps: CycleDeps,
-) -> _Planned:
-    app = outcome.app
-    planned = _Planned(outcome)
-    view = ReadOnce(workspace)  # each image of the Application reads the same files
-    try:
-        target = resolve_target(app, view, controller_namespace=deps.git.argocd_namespace)
-    except ImageUpdaterError as e:
-        outcome.error = e.with_context(app=app.name)
-        return planned
+@dataclass
+class _Read:
+    """What an Application's target files hold: per image, its current tag or why it cannot be read."""
 
-    def current(image: ImageSpec) -> str | None:
-        found = current_tag(app, image, view, target)
-        if found is None and deps.cluster is not None:
-            return summary_tag(app, image)  # no such file, or it does not name the image: AIU's source
+    outcome: AppOutcome
+    target: Target | None = None
+    current: dict[str, str | ImageUpdaterError | None] = field(default_factory=dict)
+
+    def current_of(self, image: ImageSpec) -> str | None:
+        found = self.current[image.label]
+        if isinstance(found, ImageUpdaterError):
+            raise found
         return found
 
+
+def _read_app(outcome: AppOutcome, workspace: GitWorkspace, deps: CycleDeps) -> _Read:
+    """Resolve the Application's target and read every image's current tag (no network)."""
+    app = outcome.app
+    read = _Read(outcome)
+    view = ReadOnce(workspace)  # each image of the Application reads the same files
+    try:
+        read.target = resolve_target(app, view, controller_namespace=deps.git.argocd_namespace)
+    except ImageUpdaterError as e:
+        outcome.error = e.with_context(app=app.name)
+        return read
     for image in app.images:
-        decision = await _choose(outcome, image, current, selectors, tag_cache)
+        try:
+            found = current_tag(app, image, view, read.target)
+            if found is None and deps.cluster is not None:
+                found = summary_tag(app, image)  # no such file, or it does not name the image: AIU's source
+        except ImageUpdaterError as e:
+            read.current[image.label] = e
+        else:
+            read.current[image.label] = found
+    return read
+
+
+async def _plan_app(read: _Read, selectors: dict[tuple[str, str], Selector], tag_cache: _TagCache) -> _Planned:
+    """Choose each image's tag and plan the edits of those that change."""
+    outcome = read.outcome
+    planned = _Planned(outcome)
+    if read.target is None:
+        return planned
+    for image in outcome.app.images:
+        decision = await _choose(outcome, image, read.current_of, selectors, tag_cache)
         if decision is not None and decision.status is Status.UPDATED and decision.selected is not None:
-            planned.edits.extend(plan_edits(app, image, decision.selected, target))
+            planned.edits.extend(plan_edits(outcome.app, image, decision.selected, read.target))
     return planned
 
 
