@@ -10,6 +10,7 @@ decides it (``localhost:5000/app``, ``[::1]:5000/app``, ``registry.example.com/t
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -98,7 +99,15 @@ def split_name_suffix(text: str) -> tuple[str, str | None, str | None]:
 
 
 def parse_image_name(text: str, *, default_namespace: str = "library") -> ImageName:
-    """Parse and normalise an image name (no tag, no digest)."""
+    """Parse and normalise an image name (no tag, no digest).
+
+    Answers are remembered (a cycle reads the same names in thousands of target files); errors are not.
+    """
+    return _parse_image_name(text, default_namespace)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_image_name(text: str, default_namespace: str) -> ImageName:
     raw = text.strip()
     if not raw:
         raise ImageReferenceError("empty image name")
