@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--webhook-coalesce",
         metavar="DURATION",
-        help="how long webhook pushes are collected before their update runs (default 300ms)",
+        help="the longest webhook pushes are collected before their update runs; it runs once none has come "
+        "for 50 ms (default 300ms)",
     )
     run.add_argument(
         "--webhook-max-body-bytes", type=int, metavar="N", help="larger webhook bodies get 413 (default 1 MiB)"

@@ -1,11 +1,11 @@
 """The long-running service: a cycle every ``interval``, and at once for the Applications a webhook names.
 
 :class:`Runner` holds the loop. apscheduler's ``AsyncIOScheduler`` starts a full cycle every
-``interval`` (the first at start-up, ``max_instances=1``); webhook pushes are collected for a short
-window (``coalesce_s``) and then run one cycle for only the Applications whose images match a pushed
-registry and repository. One lock serialises every cycle, so cycles never overlap: pushes that arrive
-during a cycle wait for it and then run one follow-up. A full cycle covers the pushes that were
-waiting when it began.
+``interval`` (the first at start-up, ``max_instances=1``); webhook pushes are collected until none has
+come for ``quiet_s`` (50 ms), for at most ``coalesce_s`` after the first, and then run one cycle for
+only the Applications whose images match a pushed registry and repository. One lock serialises every
+cycle, so cycles never overlap: pushes that arrive during a cycle wait for it and then run one
+follow-up. A full cycle covers the pushes that were waiting when it began.
 
 :meth:`Runner.stop` (on SIGTERM or SIGINT) starts no new cycle and lets the current one finish its
 write-back for up to ``grace_s``; after that the cycle is abandoned (cancelled). A Git operation that
@@ -47,11 +47,14 @@ from image_updater.service.metrics import ServiceMetrics
 from image_updater.service.webhooks import PushEvent, select_apps
 from image_updater.service.wiring import RegistryTags
 
-__all__ = ["DEFAULT_COALESCE_S", "DEFAULT_GRACE_S", "CycleKind", "RegistryTags", "Runner"]
+__all__ = ["DEFAULT_COALESCE_S", "DEFAULT_GRACE_S", "DEFAULT_QUIET_S", "CycleKind", "RegistryTags", "Runner"]
 
 Discover = Callable[[], Sequence[AppSpec] | Awaitable[Sequence[AppSpec]]]
 CycleFn = Callable[[Sequence[AppSpec]], Awaitable[CycleResult]]
 DEFAULT_COALESCE_S = 0.3
+#: a burst of pushes is over when no push has come for this long (the notifications of one image push,
+#: its platforms' manifests and the index, come milliseconds apart)
+DEFAULT_QUIET_S = 0.05
 DEFAULT_GRACE_S = 20.0
 
 
@@ -72,6 +75,7 @@ class Runner:
         cycle: CycleFn,
         interval: float,
         coalesce_s: float = DEFAULT_COALESCE_S,
+        quiet_s: float = DEFAULT_QUIET_S,
         aliases: Mapping[str, str] | None = None,
         metrics: ServiceMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -85,6 +89,9 @@ class Runner:
         self._cycle = cycle
         self.interval = interval
         self.coalesce_s = coalesce_s
+        self.quiet_s = quiet_s
+        #: pushes queued so far (how the webhook worker tells that a burst goes on)
+        self._notified = 0
         self.aliases = dict(aliases or {})
         self.metrics = metrics
         self._clock = clock
@@ -219,6 +226,7 @@ class Runner:
         if not events or self._stopping:
             return 0
         self._pending.extend(events)
+        self._notified += len(events)
         self._wake.set()
         return len(events)
 
@@ -234,8 +242,19 @@ class Runner:
     async def _webhook_worker(self) -> None:
         while True:
             await self._wake.wait()
-            await self._sleep(self.coalesce_s)  # let the rest of a burst arrive
+            await self._burst()
             await self.run_pending()
+
+    async def _burst(self) -> None:
+        """Wait for the rest of a burst: until no push has come for ``quiet_s``, at most ``coalesce_s``."""
+        window = self.coalesce_s
+        while window > 0:
+            seen = self._notified
+            pause = min(self.quiet_s, window) if self.quiet_s > 0 else window
+            await self._sleep(pause)
+            window -= pause
+            if self._notified == seen:
+                return
 
     async def _run(self, kind: CycleKind, events: Sequence[PushEvent] | None) -> CycleResult | None:
         log = self.log.bind(cycle=kind.value)

@@ -104,19 +104,60 @@ def make_runner(cycles: FakeCycles, **kwargs: Any) -> Runner:
 
 async def test_a_burst_of_pushes_runs_one_cycle_for_the_applications_that_use_the_image() -> None:
     cycles, sleep = FakeCycles(), ManualSleep()
-    runner = make_runner(cycles, sleep=sleep, coalesce_s=0.25)
+    runner = make_runner(cycles, sleep=sleep, coalesce_s=0.25, quiet_s=0.05)
     worker = asyncio.create_task(runner._webhook_worker())
 
     runner.notify([push("127.0.0.1:5000/team/web", "2.0.1")])
     await soon(sleep.waiting.wait())  # the window is open
-    for tag in ("2.0.2", "2.0.3", "2.0.4"):
+    for tag in ("2.0.2", "2.0.3"):
         runner.notify([push("127.0.0.1:5000/team/web", tag)])
+    sleep.release.set()  # the burst went on during the pause: wait again
+    await soon(_next_pause(sleep, 2))
+    runner.notify([push("127.0.0.1:5000/team/web", "2.0.4")])
     sleep.release.set()
+    await soon(_next_pause(sleep, 3))
+    sleep.release.set()  # a quiet pause: the burst is over
     await soon(cycles.started.wait())
     await asyncio.sleep(0)
 
-    assert cycles.calls == [["web"]] and sleep.calls == [0.25] and runner.pending == 0
+    assert cycles.calls == [["web"]] and sleep.calls == [0.05, 0.05, 0.05] and runner.pending == 0
     worker.cancel()
+
+
+async def test_one_push_runs_after_a_quiet_pause_not_the_whole_window() -> None:
+    cycles, sleep = FakeCycles(), ManualSleep()
+    runner = make_runner(cycles, sleep=sleep, coalesce_s=0.3, quiet_s=0.05)
+    worker = asyncio.create_task(runner._webhook_worker())
+
+    runner.notify([push("127.0.0.1:5000/team/web", "2.0.1")])
+    await soon(sleep.waiting.wait())
+    sleep.release.set()
+    await soon(cycles.started.wait())
+
+    assert sleep.calls == [0.05] and cycles.calls == [["web"]]
+    worker.cancel()
+
+
+async def test_a_burst_that_never_pauses_runs_when_the_window_ends() -> None:
+    cycles, sleep = FakeCycles(), ManualSleep()
+    runner = make_runner(cycles, sleep=sleep, coalesce_s=0.12, quiet_s=0.05)
+    worker = asyncio.create_task(runner._webhook_worker())
+
+    runner.notify([push("127.0.0.1:5000/team/web", "1")])
+    for n in range(2, 5):
+        await soon(_next_pause(sleep, n - 1))
+        runner.notify([push("127.0.0.1:5000/team/web", str(n))])  # during every pause
+        sleep.release.set()
+    await soon(cycles.started.wait())
+
+    assert sleep.calls == pytest.approx([0.05, 0.05, 0.02]) and cycles.calls == [["web"]]
+    worker.cancel()
+
+
+async def _next_pause(sleep: ManualSleep, count: int) -> None:
+    """Until the worker is in its ``count``-th pause."""
+    while len(sleep.calls) < count or not sleep.waiting.is_set():
+        await asyncio.sleep(0)
 
 
 async def test_pushes_for_several_images_run_every_application_that_uses_one_of_them() -> None:
