@@ -43,6 +43,7 @@ from image_updater.service.argocd_writeback import (
 from image_updater.service.outcome import AppOutcome, CycleResult, ImageOutcome, Status, decide
 from image_updater.service.writeback import (
     AppEdits,
+    Stage,
     WriteBackOutcome,
     branch_namer,
     resolve_credential,
@@ -276,10 +277,16 @@ async def _sync_plan_write(
     for outcome in members:
         reads.append(_read_app(outcome, workspace, deps))
         await asyncio.sleep(0)
-    planned = [await _plan_app(read, selectors, tag_cache) for read in reads]
+    planned: list[_Planned] = []
+    stage = Stage(workspace)  # each Application's edits applied in memory as soon as it is planned
+    for read in reads:
+        planned.append(await _plan_app(read, selectors, tag_cache))
+        if planned[-1].edits:
+            stage.add(AppEdits(read.outcome.app.name, tuple(planned[-1].edits)))
     plans = [AppEdits(p.outcome.app.name, tuple(p.edits)) for p in planned if p.edits]
     if not plans:
         return
+    staged = stage.finish()
 
     def message(app_names: list[str], changes: list[Change]) -> str:
         return render_commit_message(deps.git.commit_message, app_names, changes)
@@ -293,6 +300,7 @@ async def _sync_plan_write(
             message=message,
             retries=deps.git.push_retries,
             dry_run=deps.dry_run,
+            staged=staged,
         )
 
     try:

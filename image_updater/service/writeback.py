@@ -72,6 +72,59 @@ def _key(change: Change) -> tuple[str, str, str | None, str]:
     return (change.file, change.image, change.old, change.new)
 
 
+class Stage:
+    """Edits applied one Application at a time to the texts of one tree, in memory (nothing is written).
+
+    :func:`apply_edits` stages every plan at once; a cycle stages each Application as soon as its tags
+    are chosen, while the other listings are still on their way, and hands the result to
+    :func:`write_back` (``staged``), which writes it on its first attempt. An Application whose edit
+    fails is reported and its edits are dropped; the others go on. With a ``baseline`` (the changes
+    planned on the first tree), an Application whose edit now makes a change that was not planned (a
+    value changed under us) is reported the same way.
+    """
+
+    def __init__(self, workspace: GitWorkspace, baseline: dict[str, list[Change]] | None = None) -> None:
+        self.workspace = workspace
+        self.baseline = baseline
+        self.result = Applied()
+        self._texts: dict[str, str] = {}
+        self._originals: dict[str, str] = {}
+
+    def add(self, plan: AppEdits) -> None:
+        """Apply one Application's edits on top of those staged before."""
+        staged = dict(self._texts)
+        app_changes: list[Change] = []
+        try:
+            for edit in plan.edits:
+                path = self.workspace.canonical(edit.path)
+                old = staged.get(path)
+                if old is None:
+                    old = self.workspace.read(path)
+                    if old is None and not edit.create:
+                        raise EditError("file does not exist", path=edit.path)
+                    self._originals.setdefault(path, old or "")
+                    old = old or ""
+                edited = edit.apply(old)
+                staged[path] = edited.text
+                app_changes.extend(edited.changes)
+            if self.baseline is not None:
+                _check_against(self.baseline.get(plan.app, []), app_changes)
+        except ImageUpdaterError as e:
+            self.result.errors[plan.app] = e.with_context(app=plan.app)
+            return
+        self._texts = staged
+        if app_changes:
+            self.result.changes[plan.app] = app_changes
+
+    def finish(self) -> Applied:
+        """What the staged edits change: the paths, their diffs and new texts."""
+        result, texts, originals = self.result, self._texts, self._originals
+        result.changed = [p for p, t in texts.items() if t != originals.get(p)]
+        result.diffs = [unified_diff(p, originals[p], texts[p]) for p in result.changed]
+        result.texts = {path: texts[path] for path in result.changed}
+        return result
+
+
 def apply_edits(
     workspace: GitWorkspace,
     plans: Sequence[AppEdits],
@@ -79,42 +132,12 @@ def apply_edits(
     write: bool,
     baseline: dict[str, list[Change]] | None = None,
 ) -> Applied:
-    """Apply every Application's edits to the working tree (or only diff them when ``write`` is false).
-
-    An Application whose edit fails is reported and its edits are dropped; the others go on. With a
-    ``baseline`` (the changes planned on the first tree), an Application whose edit now makes a change
-    that was not planned (a value changed under us) is reported the same way.
-    """
-    result = Applied()
-    texts: dict[str, str] = {}
-    originals: dict[str, str] = {}
+    """Apply every Application's edits to the working tree (or only diff them when ``write`` is false);
+    see :class:`Stage`."""
+    stage = Stage(workspace, baseline)
     for plan in plans:
-        staged = dict(texts)
-        app_changes: list[Change] = []
-        try:
-            for edit in plan.edits:
-                path = workspace.canonical(edit.path)
-                old = staged.get(path)
-                if old is None:
-                    old = workspace.read(path)
-                    if old is None and not edit.create:
-                        raise EditError("file does not exist", path=edit.path)
-                    originals.setdefault(path, old or "")
-                    old = old or ""
-                edited = edit.apply(old)
-                staged[path] = edited.text
-                app_changes.extend(edited.changes)
-            if baseline is not None:
-                _check_against(baseline.get(plan.app, []), app_changes)
-        except ImageUpdaterError as e:
-            result.errors[plan.app] = e.with_context(app=plan.app)
-            continue
-        texts = staged
-        if app_changes:
-            result.changes[plan.app] = app_changes
-    result.changed = [p for p, t in texts.items() if t != originals.get(p)]
-    result.diffs = [unified_diff(p, originals[p], texts[p]) for p in result.changed]
-    result.texts = {path: texts[path] for path in result.changed}
+        stage.add(plan)
+    result = stage.finish()
     if write:
         _write(workspace, result)
     return result
@@ -146,16 +169,18 @@ def write_back(
     message: Callable[[list[str], list[Change]], str],
     retries: int = 5,
     dry_run: bool = False,
+    staged: Applied | None = None,
 ) -> WriteBackOutcome:
     """Apply ``plans`` to the synced ``branch``, commit once and push, re-applying after a rejection.
 
     The workspace must have been synced to ``branch`` by the caller (which read the current tags
     there). ``push_branch`` is the branch to push (``None``: ``branch``), or a function naming it from
     the changes. Raises :class:`PushRejectedError` when the push is still rejected after ``retries``
-    re-applications, and other :class:`ImageUpdaterError` for Git failures.
+    re-applications, and other :class:`ImageUpdaterError` for Git failures. ``staged``: ``plans``
+    already applied to the synced tree (:class:`Stage`), so the first attempt does not apply them again.
     """
     outcome = WriteBackOutcome()
-    planned = apply_edits(workspace, plans, write=False)
+    planned = staged if staged is not None else apply_edits(workspace, plans, write=False)
     outcome.changes, outcome.errors, outcome.diffs = planned.changes, planned.errors, planned.diffs
     if dry_run or not planned.changed:
         return outcome
