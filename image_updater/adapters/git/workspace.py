@@ -260,14 +260,15 @@ class GitWorkspace:
         return real
 
     def _real_path(self, joined: str) -> str:
-        """``os.path.realpath(joined)``, with the real path of its folder remembered: a cycle reads
-        thousands of files in a few hundred folders, and ``realpath`` looks at every component."""
+        """``os.path.realpath(joined)``, with the real paths of folders remembered: a cycle reads
+        thousands of files in a few hundred folders, and ``realpath`` looks at every component of
+        every path. A folder's real path is its parent's real path and its name, unless it is a symlink."""
         folder, name = os.path.split(joined)
-        if name in ("", ".", ".."):
+        if name in ("", ".", "..") or folder == joined:
             return os.path.realpath(joined)
         real_folder = self._real_dirs.get(folder)
         if real_folder is None:
-            real_folder = self._real_dirs[folder] = os.path.realpath(folder)
+            real_folder = self._real_dirs[folder] = self._real_path(folder)
         candidate = os.path.join(real_folder, name)
         try:
             if stat.S_ISLNK(os.lstat(candidate).st_mode):
