@@ -39,6 +39,8 @@ from image_updater.selection.base import TagInfo
 from image_updater.selection.platforms import Platform, parse_platforms
 
 DEFAULT_METADATA_CONCURRENCY = 8
+#: the tags whose ``TagInfo`` a pool keeps between listings (some 150 bytes each, with the tag's text)
+MAX_REMEMBERED_TAGS = 250_000
 _MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i386": "386", "i686": "386"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -154,6 +156,7 @@ class RegistryPool:
         self._options = client_options or {}
         self._metadata_limit = asyncio.Semaphore(metadata_concurrency)
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._listings = RememberedListings()
 
     async def __aenter__(self) -> RegistryPool:
         return self
@@ -175,7 +178,15 @@ class RegistryPool:
 
     async def client(self, image: ImageSpec | ImageName) -> RegistryClient:
         """The client for the image's registry and credentials, pinged once (unless ``ping: false``)."""
+        return await self._client_for(image, self.endpoint(image))
+
+    async def list_tags(self, image: ImageSpec) -> list[TagInfo]:
+        """Every tag of the image's repository, in the registry's order."""
         endpoint = self.endpoint(image)
+        client = await self._client_for(image, endpoint)
+        return self._listings.tag_infos(endpoint.name, await client.list_tags(endpoint.name.repository))
+
+    async def _client_for(self, image: ImageSpec | ImageName, endpoint: Endpoint) -> RegistryClient:
         spec = (image.pull_secret if isinstance(image, ImageSpec) else None) or (
             endpoint.entry.credentials if endpoint.entry is not None else None
         )
@@ -185,11 +196,6 @@ class RegistryPool:
         if endpoint.entry is None or endpoint.entry.ping:
             await self._ensure_pinged(key, client)
         return client
-
-    async def list_tags(self, image: ImageSpec) -> list[TagInfo]:
-        """Every tag of the image's repository, in the registry's order."""
-        client = await self.client(image)
-        return [TagInfo(tag) for tag in await client.list_tags(self.endpoint(image).name.repository)]
 
     async def with_metadata(self, image: ImageSpec, tags: Sequence[TagInfo]) -> list[TagInfo]:
         """``tags`` with their digest and, except for the ``digest`` strategy, creation date.
@@ -269,6 +275,59 @@ class RegistryPool:
         except Exception:
             self._pinged.pop(key, None)
             raise
+
+
+@dataclass
+class _Listing:
+    tags: list[str]
+    infos: tuple[TagInfo, ...]
+    used: bool = True
+
+
+class RememberedListings:
+    """The ``TagInfo`` of each repository's last listing, reused when it lists the same tags again.
+
+    The service lists every repository every cycle and a listing seldom changes, while making 300
+    frozen ``TagInfo`` costs more CPU than the request that read the tags. ``TagInfo`` is immutable, so
+    the values are shared; every call returns a new list. A changed listing reuses the values of the
+    tags it kept. At most ``max_tags`` tags are kept: when a listing would pass the bound, listings not
+    asked for since the last time that happened are dropped, and if that is not enough the new one is
+    not kept (a repository seen every cycle is not pushed out by one seen once).
+    """
+
+    def __init__(self, max_tags: int = MAX_REMEMBERED_TAGS) -> None:
+        self.max_tags = max_tags
+        self.size = 0
+        self._listings: dict[ImageName, _Listing] = {}
+
+    def tag_infos(self, name: ImageName, tags: list[str]) -> list[TagInfo]:
+        """One ``TagInfo`` per tag of ``tags``, the listing of ``name``, in the same order."""
+        old = self._listings.get(name)
+        if old is not None and old.tags == tags:
+            old.used = True
+            return list(old.infos)
+        if old is None:
+            infos = [TagInfo(tag) for tag in tags]
+        else:
+            known = dict(zip(old.tags, old.infos, strict=True))
+            infos = [known.get(tag) or TagInfo(tag) for tag in tags]
+        self._keep(name, _Listing(tags, tuple(infos)), old)
+        return infos
+
+    def _keep(self, name: ImageName, listing: _Listing, old: _Listing | None) -> None:
+        if old is not None:
+            del self._listings[name]
+            self.size -= len(old.tags)
+        if self.size + len(listing.tags) > self.max_tags:
+            for key, kept in list(self._listings.items()):
+                if not kept.used:
+                    del self._listings[key]
+                    self.size -= len(kept.tags)
+                kept.used = False
+            if self.size + len(listing.tags) > self.max_tags:
+                return
+        self._listings[name] = listing
+        self.size += len(listing.tags)
 
 
 def _dated_by_position(tags: Sequence[TagInfo], *, newest_first: bool) -> list[TagInfo]:
