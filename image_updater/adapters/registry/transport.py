@@ -6,8 +6,8 @@
       RateLimitTransport  the registry's Retry-After for every request (a RetryAfterGate), then a token
                           bucket: at most ``rate_per_s`` requests per second (optional)
         CountingTransport requests sent, by kind (ping, tags, manifest, blob, token, other) and status
-          inner           httpx.AsyncHTTPTransport (HTTP/2 where the registry offers it), or a
-                          MockTransport in tests
+          inner           httpx.AsyncHTTPTransport (HTTP/2 where the registry offers it; see
+                          ``http_transport``), or a MockTransport in tests
 
 Every attempt of a retry waits for the rate limit and is counted. A ``429`` or ``503`` with
 ``Retry-After`` holds every request of the stack, not only the retried one: nothing is sent to the
@@ -21,13 +21,16 @@ import asyncio
 import json
 import random
 import re
+import select
 import ssl
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import Any
 
+import httpcore
 import httpx
 
 from image_updater.adapters.registry.responses import caused_by
@@ -381,6 +384,91 @@ class CountingTransport(_Layer):
         return response
 
 
+def http_transport(verify: ssl.SSLContext | str | bool = True) -> httpx.AsyncHTTPTransport:
+    """httpx's connection pool (HTTP/2 where offered), its sockets found once per connection.
+
+    Before every request and after every response httpcore's pool asks each idle HTTP/1.1 connection
+    whether its socket is readable (the server closed it); anyio finds the socket through a mapping of
+    attribute getters it builds for each question. With ten connections that was some 35 questions a
+    request and a fifth of the CPU of a tag listing. :class:`_SocketOnce` answers the same question
+    from the socket it found the first time. httpx takes no network backend, so it is set on its
+    pool; with another httpx that keeps its pool elsewhere the transport is left as it is.
+    """
+    transport = httpx.AsyncHTTPTransport(verify=verify, http2=HTTP2)
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(pool, httpcore.AsyncConnectionPool) and isinstance(backend, httpcore.AsyncNetworkBackend):
+        pool._network_backend = _SocketOnce(backend)
+    return transport
+
+
+class _SocketOnce(httpcore.AsyncNetworkBackend):
+    """A network backend whose streams find their socket once (see :func:`http_transport`)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self.inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self.inner.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+        return _ReadableStream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self.inner.connect_unix_socket(path, timeout=timeout, socket_options=socket_options)
+        return _ReadableStream(stream)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class _ReadableStream(httpcore.AsyncNetworkStream):
+    """A stream that answers ``is_readable`` from its socket, found once, as httpcore does: a closed
+    socket counts as readable (the next read would return end of file)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self.inner = inner
+        self._poll: Any = None
+        self._socket: Any = None
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self.inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self.inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _ReadableStream(await self.inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info != "is_readable":
+            return self.inner.get_extra_info(info)
+        if self._poll is None:
+            sock = self.inner.get_extra_info("socket")
+            fd = sock.fileno() if hasattr(sock, "fileno") and hasattr(select, "poll") else -1
+            if fd < 0:
+                return self.inner.get_extra_info(info)
+            self._socket, self._poll = sock, select.poll()
+            self._poll.register(fd, select.POLLIN)
+        if self._socket.fileno() < 0:
+            return True
+        return bool(self._poll.poll(0))
+
+
 def build_transport(
     inner: httpx.AsyncBaseTransport | None = None,
     *,
@@ -393,12 +481,12 @@ def build_transport(
     clock: Clock = time.monotonic,
     gate: RetryAfterGate | None = None,
 ) -> httpx.AsyncBaseTransport:
-    """The registry transport stack over ``inner`` (a new ``AsyncHTTPTransport`` when ``None``).
+    """The registry transport stack over ``inner`` (a new :func:`http_transport` when ``None``).
 
     ``gate`` is the registry's :class:`RetryAfterGate` (a new one, on ``clock`` and ``sleep``, when
     ``None``; it waits at most ``retry.max_retry_after_s``).
     """
-    transport: httpx.AsyncBaseTransport = inner or httpx.AsyncHTTPTransport(verify=verify, http2=HTTP2)
+    transport: httpx.AsyncBaseTransport = inner or http_transport(verify)
     if counter is not None:
         transport = CountingTransport(transport, counter)
     gate = gate or RetryAfterGate(clock=clock, sleep=sleep, max_wait_s=retry.max_retry_after_s)
