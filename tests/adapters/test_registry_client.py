@@ -136,6 +136,47 @@ async def test_pagination_over_three_pages_with_relative_and_absolute_links() ->
         assert client.counter is not None and client.counter.requests["tags"] == 3
 
 
+async def test_without_a_page_size_no_page_size_is_asked_for() -> None:
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return tags_page(["1.0"])
+
+    async with make_client(handler, page_size=None) as client:
+        assert await client.list_tags("team/web") == ["1.0"]
+    assert seen == [httpx.URL(f"{BASE}/v2/team/web/tags/list")]
+
+
+async def test_duplicate_tags_are_listed_once_where_they_first_appear() -> None:
+    pages = {
+        None: tags_page(["b", "a", "b"], "/v2/team/web/tags/list?n=2&last=b"),
+        "b": tags_page(["a", "c", "c"]),
+    }
+    async with make_client(lambda request: pages[request.url.params.get("last")]) as client:
+        assert await client.list_tags("team/web") == ["b", "a", "c"]
+    async with make_client(lambda request: tags_page(["b", "a", "b"])) as client:
+        assert await client.list_tags("team/web") == ["b", "a"]
+
+
+@pytest.mark.parametrize(
+    ("pages", "listed"),
+    [
+        ({None: tags_page(["a", "b", "c"])}, None),
+        ({None: tags_page(["a", "b"], "/v2/team/web/tags/list?last=b"), "b": tags_page(["c"])}, None),
+        ({None: tags_page(["a", "b"], "/v2/team/web/tags/list?last=b"), "b": tags_page(["b", "a"])}, ["a", "b"]),
+        ({None: tags_page(["a", "b", "b", "a"])}, ["a", "b"]),
+    ],
+)
+async def test_the_number_of_distinct_tags_is_bounded(pages: dict[str | None, httpx.Response], listed: Any) -> None:
+    async with make_client(lambda request: pages[request.url.params.get("last")], max_tags=2) as client:
+        if listed is not None:
+            assert await client.list_tags("team/web") == listed
+            return
+        with pytest.raises(RegistryError, match="more than 2 tags"):
+            await client.list_tags("team/web")
+
+
 @pytest.mark.parametrize(
     "link", ["https://evil.example/v2/team/web/tags/list?last=b", "http://registry.example/v2/team/web/tags/list"]
 )

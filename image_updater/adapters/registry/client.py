@@ -170,8 +170,7 @@ class RegistryClient:
         """
         self._check_repository(repository)
         what = f"listing the tags of {repository}"
-        params = {"n": str(self._page_size)} if self._page_size else None
-        url = self._url(f"/v2/{repository}/tags/list", params=params)
+        url = self._url(f"/v2/{repository}/tags/list" + (f"?n={self._page_size}" if self._page_size else ""))
         visited: set[str] = set()
         tags: dict[str, None] = {}
         for _ in range(self._max_pages):
@@ -185,10 +184,13 @@ class RegistryClient:
                 limit=MAX_TAGS_PAGE_BYTES,
             )
             data = parse_json_object(body, what=what, registry=self.registry, response=response)
-            tags.update(dict.fromkeys(self._page_tags(data, what, response)))
+            page = self._page_tags(data, what, response)
+            link = next_link(response.headers)
+            if link is None and not tags and len(set(page)) == len(page) <= self._max_tags:
+                return page  # the usual answer, one page without duplicates: no dictionary to build
+            tags.update(dict.fromkeys(page))
             if len(tags) > self._max_tags:
                 raise self._error(f"{what}: more than {self._max_tags} tags", url)
-            link = next_link(response.headers)
             if link is None:
                 return list(tags)
             url = self._next_page(response, link, what)
@@ -318,8 +320,10 @@ class RegistryClient:
         self._base = self._base.copy_with(scheme="http")
         return url.copy_with(scheme="http")
 
-    def _url(self, path: str, params: dict[str, str] | None = None) -> httpx.URL:
-        return httpx.URL(str(self._base) + path, params=params)
+    def _url(self, path: str) -> httpx.URL:
+        """``path`` (and its query) on the API root. Not through ``params=``: httpx's query encoding costs
+        some 50,000 instructions a request, and a repository name and a page size need no quoting."""
+        return httpx.URL(str(self._base) + path)
 
     def _next_page(self, response: httpx.Response, link: str, what: str) -> httpx.URL:
         try:
@@ -339,7 +343,7 @@ class RegistryClient:
         tags = data["tags"]
         if tags is None:
             return []
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        if not isinstance(tags, list) or not all(map(str.__instancecheck__, tags)):  # in C: 300 tags a page
             raise self._error(f"{what}: 'tags' is not a list of strings", response.request.url)
         return tags
 
