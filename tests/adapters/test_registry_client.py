@@ -235,6 +235,22 @@ async def test_malformed_tag_lists_are_registry_errors(body: bytes, message: str
     assert type(caught.value) is RegistryError
 
 
+async def test_a_cookie_the_registry_sets_is_sent_back_with_every_later_request() -> None:
+    sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("cookie"))
+        if request.url.path == "/v2/":
+            return httpx.Response(200, json={}, headers={"Set-Cookie": "lb=node-1; Path=/"})
+        return tags_page(["1.0"])
+
+    async with make_client(handler) as client:
+        await client.ping()
+        await client.list_tags("team/web")
+        await client.list_tags("team/web")
+    assert sent == [None, "lb=node-1", "lb=node-1"]
+
+
 def test_credentials_in_the_base_url_are_refused() -> None:
     with pytest.raises(RegistryError, match="pass them as credentials") as caught:
         make_client(lambda request: httpx.Response(200), "https://bob:pw@registry.example")
