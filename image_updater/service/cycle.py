@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import structlog
 
@@ -27,10 +27,8 @@ from image_updater.commitmsg import render_commit_message
 from image_updater.config import GitSettings
 from image_updater.errors import ImageUpdaterError, WriteBackError
 from image_updater.model.changes import Change
-from image_updater.model.ref import ImageName
 from image_updater.model.spec import AppSpec, ImageSpec, WriteBackMethod
 from image_updater.planner import FileEdit, ReadOnce, Target, current_tag, plan_edits, resolve_target
-from image_updater.selection.base import Listing, Selection, TagInfo
 from image_updater.selection.factory import Selector, build_selector
 from image_updater.service.argocd_writeback import (
     NO_CURRENT_IN_APPLICATION,
@@ -41,6 +39,7 @@ from image_updater.service.argocd_writeback import (
     write_application,
 )
 from image_updater.service.outcome import AppOutcome, CycleResult, ImageOutcome, Status, decide
+from image_updater.service.tags import TagCache, TagSource, select_tags
 from image_updater.service.writeback import (
     AppEdits,
     Stage,
@@ -62,18 +61,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class TagSource(Protocol):
-    """Where tags come from (the registries, in production)."""
-
-    async def list_tags(self, image: ImageSpec) -> list[TagInfo]:
-        """Every tag of the image's repository."""
-        ...
-
-    async def with_metadata(self, image: ImageSpec, tags: Sequence[TagInfo]) -> list[TagInfo]:
-        """``tags`` with ``digest`` and ``created`` filled in, for strategies that need them."""
-        ...
 
 
 @dataclass
@@ -101,60 +88,11 @@ class _Planned:
     edits: list[FileEdit] = field(default_factory=list)
 
 
-class _TagCache:
-    """Tag listings of one cycle, one request per distinct repository, shared by all users."""
-
-    def __init__(self, source: TagSource, limit: int) -> None:
-        self.source = source
-        self._tasks: dict[ImageName, asyncio.Task[list[TagInfo]]] = {}
-        self._semaphore = asyncio.Semaphore(limit)
-        self._selections: dict[tuple[object, ...], asyncio.Future[Selection]] = {}
-
-    async def select(self, selector: Selector, image: ImageSpec) -> Selection:
-        """The selection for ``image``: made once for every image of the cycle with the same repository
-        and the same selection settings (at scale, many Applications track one image the same way)."""
-        key = (
-            image.name,
-            image.written_name,
-            image.strategy,
-            image.constraint,
-            image.allow_tags,
-            image.ignore_tags,
-            image.tag_extract,
-            image.platforms,
-            image.pull_secret,
-        )
-        made = self._selections.get(key)
-        if made is None:
-            made = self._selections[key] = asyncio.ensure_future(self._select(selector, image))
-        return await asyncio.shield(made)
-
-    async def _select(self, selector: Selector, image: ImageSpec) -> Selection:
-        return await select_tags(selector, image, await self.get(image), self.source)
-
-    def start(self, image: ImageSpec) -> None:
-        if image.name not in self._tasks:
-            self._tasks[image.name] = asyncio.create_task(self._fetch(image))
-
-    async def _fetch(self, image: ImageSpec) -> list[TagInfo]:
-        async with self._semaphore:
-            # a Listing: every image selecting from it filters and ranks it once (selection.base.derived)
-            return Listing(await self.source.list_tags(image))
-
-    async def get(self, image: ImageSpec) -> list[TagInfo]:
-        self.start(image)
-        return await asyncio.shield(self._tasks[image.name])
-
-    def cancel(self) -> None:
-        for task in [*self._tasks.values(), *self._selections.values()]:
-            task.cancel()
-
-
 async def run_cycle(apps: Sequence[AppSpec], deps: CycleDeps) -> CycleResult:
     """Process every Application once; see the module docstring."""
     started, cpu_started = deps.clock(), time.process_time()
     result = CycleResult()
-    tag_cache = _TagCache(deps.tags, deps.max_concurrency)
+    tag_cache = TagCache(deps.tags, deps.max_concurrency)
     selectors: dict[tuple[str, str], Selector] = {}
     groups: dict[tuple[str, str, str], list[AppOutcome]] = {}
     patched: list[AppOutcome] = []
@@ -230,7 +168,7 @@ async def _process_group(
     push: str | None,
     members: list[AppOutcome],
     selectors: dict[tuple[str, str], Selector],
-    tag_cache: _TagCache,
+    tag_cache: TagCache,
     deps: CycleDeps,
     result: CycleResult,
 ) -> None:
@@ -261,7 +199,7 @@ async def _sync_plan_write(
     push: str | None,
     members: list[AppOutcome],
     selectors: dict[tuple[str, str], Selector],
-    tag_cache: _TagCache,
+    tag_cache: TagCache,
     deps: CycleDeps,
     result: CycleResult,
 ) -> None:
@@ -275,14 +213,15 @@ async def _sync_plan_write(
     # between Applications, so that the responses are taken in as they come); then the choices.
     reads = []
     for outcome in members:
-        reads.append(_read_app(outcome, workspace, deps))
-        await asyncio.sleep(0)
+        async with tag_cache.turn:
+            reads.append(_read_app(outcome, workspace, deps))
     planned: list[_Planned] = []
     stage = Stage(workspace)  # each Application's edits applied in memory as soon as it is planned
     for read in reads:
         planned.append(await _plan_app(read, selectors, tag_cache))
         if planned[-1].edits:
-            stage.add(AppEdits(read.outcome.app.name, tuple(planned[-1].edits)))
+            async with tag_cache.turn:
+                stage.add(AppEdits(read.outcome.app.name, tuple(planned[-1].edits)))
     plans = [AppEdits(p.outcome.app.name, tuple(p.edits)) for p in planned if p.edits]
     if not plans:
         return
@@ -325,14 +264,6 @@ async def _sync_plan_write(
             p.outcome.commit = written.commit
 
 
-async def select_tags(selector: Selector, image: ImageSpec, tags: Sequence[TagInfo], source: TagSource) -> Selection:
-    """Filter, fetch metadata for what is left when the strategy needs it, then choose."""
-    kept, skipped = selector.filter.apply(tags)
-    if selector.needs_metadata and kept:
-        kept = await source.with_metadata(image, kept)
-    return selector.choose(kept, skipped)
-
-
 @dataclass
 class _Read:
     """What an Application's target files hold: per image, its current tag or why it cannot be read."""
@@ -370,7 +301,7 @@ def _read_app(outcome: AppOutcome, workspace: GitWorkspace, deps: CycleDeps) -> 
     return read
 
 
-async def _plan_app(read: _Read, selectors: dict[tuple[str, str], Selector], tag_cache: _TagCache) -> _Planned:
+async def _plan_app(read: _Read, selectors: dict[tuple[str, str], Selector], tag_cache: TagCache) -> _Planned:
     """Choose each image's tag and plan the edits of those that change."""
     outcome = read.outcome
     planned = _Planned(outcome)
@@ -386,7 +317,7 @@ async def _plan_app(read: _Read, selectors: dict[tuple[str, str], Selector], tag
 async def _process_argocd(
     outcome: AppOutcome,
     selectors: dict[tuple[str, str], Selector],
-    tag_cache: _TagCache,
+    tag_cache: TagCache,
     deps: CycleDeps,
     result: CycleResult,
 ) -> None:
@@ -420,7 +351,7 @@ async def _choose(
     image: ImageSpec,
     current_of: Callable[[ImageSpec], str | None],
     selectors: dict[tuple[str, str], Selector],
-    tag_cache: _TagCache,
+    tag_cache: TagCache,
     **decide_options: str,
 ) -> ImageOutcome | None:
     """Read the current tag, list and choose; the image's outcome is recorded and returned (``None`` when
