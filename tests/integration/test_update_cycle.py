@@ -245,3 +245,25 @@ def test_test_command_lists_tags_with_each_auth(
 
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["selected"] == "1.0.0"
+
+
+def test_the_cycle_line_gives_its_wall_time_and_cpu_time(
+    registry_anon: RegistryServer,
+    git_server: GitHttpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    image = f"{registry_anon.host}/skeleton/timed"
+    push_tags(registry_anon, "skeleton/timed", "1.0.0", "2.0.0")
+    url = git_server.create_repo("timed", {"deploy/app.yaml": deployment(f"{image}:1.0.0")})
+    scenario = Scenario(tmp_path, git_server)
+    scenario.add_app("timed.yaml", application("timed", url, "deploy", image, target="manifests"))
+
+    assert scenario.run(monkeypatch) == 0
+
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    finished = [line for line in lines if line.get("event") == "cycle finished"]
+    assert len(finished) == 1
+    assert finished[0]["duration_s"] > 0 and finished[0]["cpu_s"] > 0
+    assert finished[0]["updated"] == 1
