@@ -177,6 +177,46 @@ async def test_the_number_of_distinct_tags_is_bounded(pages: dict[str | None, ht
             await client.list_tags("team/web")
 
 
+async def test_a_page_read_again_byte_for_byte_gives_the_same_tags_in_a_new_list() -> None:
+    bodies = [b'{"tags": ["1.0", "1.1"]}', b'{"tags": ["1.0", "1.1"]}', b'{"tags": ["1.0", "1.2"]}']
+    answers = iter(bodies)
+    async with make_client(lambda request: httpx.Response(200, content=next(answers))) as client:
+        first = await client.list_tags("team/web")
+        first.append("changed by the caller")
+        again = await client.list_tags("team/web")
+        changed = await client.list_tags("team/web")
+    assert again == ["1.0", "1.1"] and again[0] is first[0]  # not decoded again
+    assert changed == ["1.0", "1.2"]
+
+
+async def test_remembered_pages_still_list_each_tag_once_and_refuse_what_they_refused() -> None:
+    pages = {
+        None: tags_page(["b", "a", "b"], "/v2/team/web/tags/list?n=2&last=b"),
+        "b": tags_page(["a", "c"]),
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return pages[request.url.params.get("last")]
+
+    async with make_client(handler) as client:
+        assert await client.list_tags("team/web") == ["b", "a", "c"]
+        assert await client.list_tags("team/web") == ["b", "a", "c"]
+    async with make_client(lambda request: tags_page(["a", "a"])) as client:
+        assert await client.list_tags("team/web") == ["a"]
+        assert await client.list_tags("team/web") == ["a"]
+    async with make_client(lambda request: tags_page(["a", "b", "c"]), max_tags=2) as client:
+        for _ in range(2):
+            with pytest.raises(RegistryError, match="more than 2 tags"):
+                await client.list_tags("team/web")
+
+
+async def test_pages_beyond_the_bound_are_read_every_time() -> None:
+    async with make_client(lambda request: tags_page(["1.0"]), remembered_page_bytes=0) as client:
+        first = await client.list_tags("team/web")
+        again = await client.list_tags("team/web")
+    assert first == again == ["1.0"] and again[0] is not first[0]
+
+
 @pytest.mark.parametrize(
     "link", ["https://evil.example/v2/team/web/tags/list?last=b", "http://registry.example/v2/team/web/tags/list"]
 )

@@ -12,6 +12,7 @@ import re
 import ssl
 import time
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -29,6 +30,7 @@ from image_updater.adapters.registry.manifest import (
     validate_manifest,
 )
 from image_updater.adapters.registry.responses import (
+    Remembered,
     error_for_exception,
     error_for_response,
     parse_json_object,
@@ -56,6 +58,8 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_CONFIG_BYTES = 8 << 20
 MAX_TAGS_PAGE_BYTES = 32 << 20
+#: the bytes of tag pages a client keeps to recognise them (with their tags: about as much again)
+MAX_REMEMBERED_PAGE_BYTES = 8 << 20
 _MAX_ERROR_BODY_BYTES = 64 << 10
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
@@ -74,6 +78,9 @@ class RegistryClient:
     connection or TLS level, as Docker does (``http_fallback=None``: only for loopback; ``True`` or
     ``False`` to force). The scheme that worked is remembered in ``scheme_memory`` (host -> scheme;
     share one mapping between clients) and never downgraded once HTTPS has worked.
+
+    A page of tags that reads the same, byte for byte, as the last one from its URL is not decoded
+    again; up to ``remembered_page_bytes`` of pages are kept (see :class:`Remembered`).
     """
 
     def __init__(
@@ -95,6 +102,7 @@ class RegistryClient:
         page_size: int | None = 1000,
         max_pages: int = 10_000,
         max_tags: int = 1_000_000,
+        remembered_page_bytes: int = MAX_REMEMBERED_PAGE_BYTES,
         http_fallback: bool | None = None,
         scheme_memory: MutableMapping[str, str] | None = None,
         user_agent: str = "image-updater",
@@ -118,6 +126,7 @@ class RegistryClient:
         self._page_size = page_size
         self._max_pages = max_pages
         self._max_tags = max_tags
+        self._pages: Remembered[str, _Page] = Remembered(remembered_page_bytes)
         self._auth = RegistryAuth(base, credentials, registry=registry, clock=clock, wall_clock=wall_clock)
         self.counter = counter if counter is not None or http is not None else RequestCounter()
         self._owns_http = http is None
@@ -174,7 +183,8 @@ class RegistryClient:
         visited: set[str] = set()
         tags: dict[str, None] = {}
         for _ in range(self._max_pages):
-            visited.add(str(url))
+            key = str(url)
+            visited.add(key)
             response, body = await self._fetch(
                 "GET",
                 url,
@@ -183,12 +193,11 @@ class RegistryClient:
                 headers={"Accept": "application/json"},
                 limit=MAX_TAGS_PAGE_BYTES,
             )
-            data = parse_json_object(body, what=what, registry=self.registry, response=response)
-            page = self._page_tags(data, what, response)
+            page = self._page(key, body, what, response)
             link = next_link(response.headers)
-            if link is None and not tags and len(set(page)) == len(page) <= self._max_tags:
-                return page  # the usual answer, one page without duplicates: no dictionary to build
-            tags.update(dict.fromkeys(page))
+            if link is None and not tags and page.unique and len(page.tags) <= self._max_tags:
+                return list(page.tags)  # the usual answer, one page without duplicates: no dictionary to build
+            tags.update(dict.fromkeys(page.tags))
             if len(tags) > self._max_tags:
                 raise self._error(f"{what}: more than {self._max_tags} tags", url)
             if link is None:
@@ -337,6 +346,18 @@ class RegistryClient:
             )
         return url
 
+    def _page(self, key: str, body: bytes, what: str, response: httpx.Response) -> _Page:
+        """The tags of a page; those of the last page read from the same URL when the bytes are the same
+        (no JSON decoded and no new strings: some 260,000 instructions at 300 tags, and the pool then
+        recognises an unchanged listing at once, string by string)."""
+        page = self._pages.get(key)
+        if page is None or page.body != body:
+            data = parse_json_object(body, what=what, registry=self.registry, response=response)
+            tags = self._page_tags(data, what, response)
+            page = _Page(body, tags, unique=len(set(tags)) == len(tags))
+            self._pages.put(key, page, len(body))
+        return page
+
     def _page_tags(self, data: dict[str, Any], what: str, response: httpx.Response) -> list[str]:
         if "tags" not in data:
             raise self._error(f"{what}: the response has no 'tags' field", response.request.url)
@@ -372,6 +393,16 @@ class RegistryClient:
         return RegistryError(
             message, registry=self.registry, status=status, url=redact_url(url) if url is not None else None
         )
+
+
+@dataclass(frozen=True)
+class _Page:
+    """A page of tags as read: its bytes, its tags (never handed out: callers get copies), whether
+    each tag appears once."""
+
+    body: bytes
+    tags: list[str]
+    unique: bool
 
 
 class _Cookies(httpx.Cookies):

@@ -29,6 +29,7 @@ from image_updater.adapters.registry.auth import Credentials
 from image_updater.adapters.registry.client import RegistryClient
 from image_updater.adapters.registry.credentials import CredentialsProvider, resolve_credentials, run_program
 from image_updater.adapters.registry.metadata import MetadataCache, MetadataFetcher
+from image_updater.adapters.registry.responses import Remembered
 from image_updater.adapters.registry.transport import RequestCounter
 from image_updater.adapters.registry.urls import base_url_for
 from image_updater.config import RegistrySettings, _Reader, _registry
@@ -277,11 +278,10 @@ class RegistryPool:
             raise
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Listing:
     tags: list[str]
     infos: tuple[TagInfo, ...]
-    used: bool = True
 
 
 class RememberedListings:
@@ -290,44 +290,29 @@ class RememberedListings:
     The service lists every repository every cycle and a listing seldom changes, while making 300
     frozen ``TagInfo`` costs more CPU than the request that read the tags. ``TagInfo`` is immutable, so
     the values are shared; every call returns a new list. A changed listing reuses the values of the
-    tags it kept. At most ``max_tags`` tags are kept: when a listing would pass the bound, listings not
-    asked for since the last time that happened are dropped, and if that is not enough the new one is
-    not kept (a repository seen every cycle is not pushed out by one seen once).
+    tags it kept. At most ``max_tags`` tags are kept (see :class:`Remembered` for which go first).
     """
 
     def __init__(self, max_tags: int = MAX_REMEMBERED_TAGS) -> None:
-        self.max_tags = max_tags
-        self.size = 0
-        self._listings: dict[ImageName, _Listing] = {}
+        self._listings: Remembered[ImageName, _Listing] = Remembered(max_tags)
+
+    @property
+    def size(self) -> int:
+        """The tags kept."""
+        return self._listings.size
 
     def tag_infos(self, name: ImageName, tags: list[str]) -> list[TagInfo]:
         """One ``TagInfo`` per tag of ``tags``, the listing of ``name``, in the same order."""
         old = self._listings.get(name)
         if old is not None and old.tags == tags:
-            old.used = True
             return list(old.infos)
         if old is None:
             infos = [TagInfo(tag) for tag in tags]
         else:
             known = dict(zip(old.tags, old.infos, strict=True))
             infos = [known.get(tag) or TagInfo(tag) for tag in tags]
-        self._keep(name, _Listing(tags, tuple(infos)), old)
+        self._listings.put(name, _Listing(tags, tuple(infos)), len(tags))
         return infos
-
-    def _keep(self, name: ImageName, listing: _Listing, old: _Listing | None) -> None:
-        if old is not None:
-            del self._listings[name]
-            self.size -= len(old.tags)
-        if self.size + len(listing.tags) > self.max_tags:
-            for key, kept in list(self._listings.items()):
-                if not kept.used:
-                    del self._listings[key]
-                    self.size -= len(kept.tags)
-                kept.used = False
-            if self.size + len(listing.tags) > self.max_tags:
-                return
-        self._listings[name] = listing
-        self.size += len(listing.tags)
 
 
 def _dated_by_position(tags: Sequence[TagInfo], *, newest_first: bool) -> list[TagInfo]:

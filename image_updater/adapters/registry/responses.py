@@ -1,4 +1,5 @@
-"""Turning registry responses and httpx failures into the product's registry errors.
+"""Turning registry responses and httpx failures into the product's registry errors, and remembering
+what was read before (:class:`Remembered`).
 
 A failed response becomes one :class:`~image_updater.errors.RegistryError` subclass carrying the
 status, the registry's error codes (``{"errors": [{"code", "message"}]}``) and a redacted URL::
@@ -15,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import ssl
-from typing import Any
+from collections.abc import Hashable
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -26,6 +28,9 @@ from image_updater.errors import (
     RegistryNotFoundError,
     RegistryUnavailableError,
 )
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 #: what a transport error that carries no message means (a reset connection raises a bare ReadError)
 _QUIET_ERRORS: dict[type[httpx.TransportError], str] = {
@@ -147,3 +152,53 @@ def caused_by(error: BaseException, kind: type[BaseException]) -> bool:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+class _Entry(Generic[V]):
+    __slots__ = ("size", "used", "value")
+
+    def __init__(self, value: V, size: int) -> None:
+        self.value, self.size, self.used = value, size, True
+
+
+class Remembered(Generic[K, V]):
+    """What was read from a registry before, by key, to be recognised when it is read again.
+
+    The service reads the same tag lists every cycle and they seldom change. At most ``capacity`` units
+    are kept (each value comes with its size: bytes, tags). When a value would pass the bound, the values
+    not asked for since the last time that happened are dropped, and if that is not enough the new one
+    is not kept: a key asked for every cycle is not pushed out by one asked for once, and a cycle that
+    reads more than the bound still finds most of it again (least-recently-used would find nothing).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self._entries: dict[K, _Entry[V]] = {}
+
+    def get(self, key: K) -> V | None:
+        """The value kept for ``key``, if any."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        entry.used = True
+        return entry.value
+
+    def put(self, key: K, value: V, size: int) -> None:
+        """Keep ``value`` for ``key`` (instead of the one kept before), if the bound allows."""
+        self.forget(key)
+        if self.size + size > self.capacity:
+            for old, entry in list(self._entries.items()):
+                if not entry.used:
+                    self.forget(old)
+                entry.used = False
+            if self.size + size > self.capacity:
+                return
+        self._entries[key] = _Entry(value, size)
+        self.size += size
+
+    def forget(self, key: K) -> None:
+        """Drop what is kept for ``key``."""
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.size -= entry.size
