@@ -32,12 +32,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
 
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from image_updater.edit.fastcompose import read_documents
+from image_updater.edit.fastcompose import fast_documents
 from image_updater.edit.helmvalues import HelmKeys
 from image_updater.edit.layout import Data
 from image_updater.edit.nodes import (
+    AnyNode,
+    Map,
+    Scalar,
+    Seq,
     expect,
     find_pair,
     get_value,
@@ -93,22 +95,22 @@ def _entry_matches(text: str, image: ImageName, kustomize_name: str | None) -> b
     return same_image(name, image) or (bool(prefix) and same_image(prefix[:-1], image))
 
 
-def _kustomize_images(root: MappingNode | None, file: str) -> SequenceNode | None:
+def _kustomize_images(root: Map | None, file: str) -> Seq | None:
     if root is None:
         return None
-    kustomize = expect(get_value(root, "kustomize", file=file), MappingNode, "kustomize", file=file)
-    if not isinstance(kustomize, MappingNode):
+    kustomize = expect(get_value(root, "kustomize", file=file), Map, "kustomize", file=file)
+    if not isinstance(kustomize, Map):
         return None
-    images = expect(get_value(kustomize, "images", file=file), SequenceNode, "kustomize.images", file=file)
-    return images if isinstance(images, SequenceNode) else None
+    images = expect(get_value(kustomize, "images", file=file), Seq, "kustomize.images", file=file)
+    return images if isinstance(images, Seq) else None
 
 
 def _image_entries(
-    root: MappingNode | None, image: ImageName, kustomize_name: str | None, file: str
-) -> Iterator[tuple[SequenceNode, int, str]]:
+    root: Map | None, image: ImageName, kustomize_name: str | None, file: str
+) -> Iterator[tuple[Seq, int, str]]:
     images = _kustomize_images(root, file)
     for index, item in enumerate(images.value if images is not None else ()):
-        if not isinstance(item, ScalarNode) or is_null(item):
+        if not isinstance(item, Scalar) or is_null(item):
             raise EditError(f"kustomize.images item at line {line_of(item)} is not an image text", path=file or None)
         if _entry_matches(str(item.value), image, kustomize_name):
             assert images is not None
@@ -123,35 +125,35 @@ def _entry_tag(text: str) -> str | None:
 # -- helm parameters ----------------------------------------------------------------------------------
 
 
-def _parameters(root: MappingNode | None, file: str) -> list[MappingNode]:
+def _parameters(root: Map | None, file: str) -> list[Map]:
     if root is None:
         return []
-    helm = expect(get_value(root, "helm", file=file), MappingNode, "helm", file=file)
-    if not isinstance(helm, MappingNode):
+    helm = expect(get_value(root, "helm", file=file), Map, "helm", file=file)
+    if not isinstance(helm, Map):
         return []
-    params = expect(get_value(helm, "parameters", file=file), SequenceNode, "helm.parameters", file=file)
+    params = expect(get_value(helm, "parameters", file=file), Seq, "helm.parameters", file=file)
     found = []
-    for item in params.value if isinstance(params, SequenceNode) else ():
-        if not isinstance(item, MappingNode):
+    for item in params.value if isinstance(params, Seq) else ():
+        if not isinstance(item, Map):
             raise EditError(f"helm.parameters item at line {line_of(item)} is not a mapping", path=file or None)
         found.append(item)
     return found
 
 
-def _parameter(params: Sequence[MappingNode], name: str, file: str) -> MappingNode | None:
+def _parameter(params: Sequence[Map], name: str, file: str) -> Map | None:
     for param in params:
         if scalar_text(get_value(param, "name", file=file), "parameter name", file=file) == name:
             return param
     return None
 
 
-def _value(param: MappingNode | None, file: str) -> str | None:
+def _value(param: Map | None, file: str) -> str | None:
     if param is None:
         return None
     return scalar_text(get_value(param, "value", file=file), "parameter value", file=file)
 
 
-def _force_key(params: Sequence[MappingNode], file: str) -> str:
+def _force_key(params: Sequence[Map], file: str) -> str:
     for param in params:
         for key in FORCE_STRING_KEYS:
             if find_pair(param, key, file=file) is not None:
@@ -162,7 +164,7 @@ def _force_key(params: Sequence[MappingNode], file: str) -> str:
 # -- reading and editing ------------------------------------------------------------------------------
 
 
-def _root(documents: Sequence[Node], file: str) -> MappingNode | None:
+def _root(documents: Sequence[AnyNode], file: str) -> Map | None:
     roots = list(mapping_documents(documents, file=file))
     if len(roots) > 1:
         raise EditError("an .argocd-source file holds one document, this one holds several", path=file or None)
@@ -179,7 +181,7 @@ def read_argocd_source_tag(
     file: str = "",
 ) -> str | None:
     """The tag text the file overrides ``image`` with, or ``None`` when it does not name it."""
-    root = _root(read_documents(text, file=file), file)
+    root = _root(fast_documents(text, file=file), file)
     if kind is SourceKind.KUSTOMIZE:
         for _, _, entry in _image_entries(root, image, kustomize_name, file):
             return _entry_tag(entry)
@@ -250,7 +252,7 @@ def edit_argocd_source(
 
 
 def _helm_writes(
-    root: MappingNode | None, image: ImageName, new_tag: str, helm: HelmKeys, written: str, file: str
+    root: Map | None, image: ImageName, new_tag: str, helm: HelmKeys, written: str, file: str
 ) -> tuple[str | None, list[tuple[str, str]]]:
     """The current tag and the parameters to set, name before tag."""
     params = _parameters(root, file)
@@ -267,7 +269,7 @@ def _helm_writes(
 
 
 def _set_parameters(
-    edit: TextEdit | None, root: MappingNode | None, wanted: list[tuple[str, str]], file: str
+    edit: TextEdit | None, root: Map | None, wanted: list[tuple[str, str]], file: str
 ) -> dict[str, Data]:
     """Set existing parameters in place; return the ones to append as ``{"helm": {"parameters": [...]}}``."""
     params = _parameters(root, file)
@@ -286,13 +288,13 @@ def _set_parameters(
         pair = next((p for p in (find_pair(param, k, file=file) for k in FORCE_STRING_KEYS) if p), None)
         if pair is None:
             edit.add_pair(param, force, True, after="value")
-        elif not (isinstance(pair[1], ScalarNode) and str(pair[1].value).lower() == "true"):
-            key = str(pair[0].value) if isinstance(pair[0], ScalarNode) else force
+        elif not (isinstance(pair[1], Scalar) and str(pair[1].value).lower() == "true"):
+            key = str(pair[0].value) if isinstance(pair[0], Scalar) else force
             edit.set_value(param, key, True)
     return {"helm": {"parameters": appended}} if appended else {}
 
 
-def _add_missing(edit: TextEdit, root: MappingNode | None, new: dict[str, Data], file: str) -> None:
+def _add_missing(edit: TextEdit, root: Map | None, new: dict[str, Data], file: str) -> None:
     """Add ``{section: {list_key: [items]}}`` to the file: appended to the list when it exists, else
     the list, else the section is created."""
     assert root is not None
@@ -308,13 +310,13 @@ def _add_missing(edit: TextEdit, root: MappingNode | None, new: dict[str, Data],
         edit.set_value(root, section, body)
         return
     mapping = pair[1]
-    assert isinstance(mapping, MappingNode)  # checked when the entries were read
+    assert isinstance(mapping, Map)  # checked when the entries were read
     inner = find_pair(mapping, list_key, file=file)
     if inner is None:
         edit.add_pair(mapping, list_key, items)
     elif is_null(inner[1]):
         edit.set_value(mapping, list_key, items)
     else:
-        assert isinstance(inner[1], SequenceNode)
+        assert isinstance(inner[1], Seq)
         for item in items:
             edit.append_item(inner[1], item)

@@ -23,11 +23,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from image_updater.edit.fastcompose import read_documents
+from image_updater.edit.fastcompose import fast_documents
 from image_updater.edit.layout import Data
 from image_updater.edit.nodes import (
+    AnyNode,
+    Map,
+    Scalar,
+    Seq,
     expect,
     find_pair,
     is_null,
@@ -83,32 +85,30 @@ class _Slot:
     """Where one value goes: an existing scalar (``node``), or ``create`` keys below ``key`` of
     ``container`` (``key`` itself is missing, or holds null when ``exists``)."""
 
-    container: MappingNode | SequenceNode
+    container: Map | Seq
     key: str | int
-    node: ScalarNode | None
+    node: Scalar | None
     create: tuple[str, ...] = ()
     exists: bool = True
 
 
-def _locate(root: MappingNode, key: str, file: str) -> _Slot:
+def _locate(root: Map, key: str, file: str) -> _Slot:
     """The slot of ``key`` in ``root``: the literal top-level key first, then the nested path."""
     if ("." in key or "[" in key) and find_pair(root, key, file=file) is not None:
         return _existing(root, key, file, key)
     parts = parse_key(key)
-    container: MappingNode | SequenceNode = root
+    container: Map | Seq = root
     for position, part in enumerate(parts):
         last = position == len(parts) - 1
         rest = parts[position + 1 :]
         if isinstance(part, int):
-            if not isinstance(container, SequenceNode):
+            if not isinstance(container, Seq):
                 raise EditError(f"{key}: [{part}] indexes something that is not a list", path=file or None)
             if part >= len(container.value):
-                raise EditError(
-                    f"{key}: the list at line {line_of(container)} has no item {part}", path=file or None
-                )
-            node: Node = container.value[part]
+                raise EditError(f"{key}: the list at line {line_of(container)} has no item {part}", path=file or None)
+            node: AnyNode = container.value[part]
         else:
-            assert isinstance(container, MappingNode)
+            assert isinstance(container, Map)
             pair = find_pair(container, part, file=file)
             if pair is None:
                 return _missing(container, part, rest, key, file, exists=False)
@@ -120,43 +120,39 @@ def _locate(root: MappingNode, key: str, file: str) -> _Slot:
                 raise EditError(f"{key}: item {part} of the list is empty", path=file or None)
             return _missing(container, part, rest, key, file, exists=True)
         following = rest[0]
-        kind = SequenceNode if isinstance(following, int) else MappingNode
+        kind = Seq if isinstance(following, int) else Map
         what = f"{key}: the value at {part!r}"
         checked = expect(node, kind, what, file=file)
-        assert isinstance(checked, MappingNode | SequenceNode)
+        assert isinstance(checked, Map | Seq)
         container = checked
     raise AssertionError("unreachable")
 
 
-def _existing(
-    container: MappingNode | SequenceNode, part: str | int, file: str, key: str, node: Node | None = None
-) -> _Slot:
+def _existing(container: Map | Seq, part: str | int, file: str, key: str, node: AnyNode | None = None) -> _Slot:
     if node is None:
-        assert isinstance(container, MappingNode) and isinstance(part, str)
+        assert isinstance(container, Map) and isinstance(part, str)
         pair = find_pair(container, part, file=file)
         assert pair is not None
         node = pair[1]
-    if not isinstance(node, ScalarNode):
+    if not isinstance(node, Scalar):
         raise EditError(f"{key} (line {line_of(node)}) is not a single value", path=file or None)
     return _Slot(container, part, node)
 
 
-def _missing(
-    container: MappingNode, part: str | int, rest: Sequence[str | int], key: str, file: str, *, exists: bool
-) -> _Slot:
+def _missing(container: Map, part: str | int, rest: Sequence[str | int], key: str, file: str, *, exists: bool) -> _Slot:
     if any(isinstance(p, int) for p in rest):
         raise EditError(f"{key}: cannot create a list item that does not exist", path=file or None)
     return _Slot(container, part, None, tuple(str(p) for p in rest), exists)
 
 
-def _root(documents: Sequence[Node], file: str) -> MappingNode | None:
+def _root(documents: Sequence[AnyNode], file: str) -> Map | None:
     roots = list(mapping_documents(documents, file=file))
     if len(roots) > 1:
         raise EditError("a Helm values file holds one document, this one holds several", path=file or None)
     return roots[0] if roots else None
 
 
-def _read(root: MappingNode | None, key: str, file: str) -> str | None:
+def _read(root: Map | None, key: str, file: str) -> str | None:
     if root is None:
         return None
     slot = _locate(root, key, file)
@@ -171,7 +167,7 @@ def read_helm_tag(text: str, image: ImageName, keys: HelmKeys, *, file: str = ""
 
     Raises :class:`EditError` for a file that does not parse or a key whose shape is wrong.
     """
-    root = _root(read_documents(text, file=file), file)
+    root = _root(fast_documents(text, file=file), file)
     if keys.spec:
         spec = _read(root, keys.spec, file)
         if spec is None:
@@ -235,14 +231,14 @@ def edit_helm_values(
     return EditResult(text=edit.apply(), changes=(change,))
 
 
-def _apply(edit: TextEdit, root: MappingNode, writes: list[tuple[str, str]], file: str) -> None:
+def _apply(edit: TextEdit, root: Map, writes: list[tuple[str, str]], file: str) -> None:
     """Plan every write: existing scalars in place, missing keys grouped per parent mapping."""
     created: dict[tuple[int, str | int], tuple[_Slot, dict[str, Data]]] = {}
     plain: dict[tuple[int, str | int], tuple[_Slot, str]] = {}
     for key, value in writes:
         slot = _locate(root, key, file)
         if slot.node is not None:
-            if isinstance(slot.container, SequenceNode):
+            if isinstance(slot.container, Seq):
                 assert isinstance(slot.key, int)
                 edit.set_item(slot.container, slot.key, value)
             else:
@@ -254,7 +250,7 @@ def _apply(edit: TextEdit, root: MappingNode, writes: list[tuple[str, str]], fil
             _, tree = created.setdefault((id(slot.container), slot.key), (slot, {}))
             _merge(tree, list(slot.create), value, key, file)
     for slot, item in [*plain.values(), *created.values()]:
-        assert isinstance(slot.container, MappingNode) and isinstance(slot.key, str)
+        assert isinstance(slot.container, Map) and isinstance(slot.key, str)
         if slot.exists:
             edit.set_value(slot.container, slot.key, item)
         else:

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
-
-from image_updater.edit.fastcompose import read_documents
+from image_updater.edit.fastcompose import fast_documents
 from image_updater.edit.layout import Data
 from image_updater.edit.nodes import (
+    AnyNode,
+    Map,
+    Seq,
     expect,
     find_pair,
     get_value,
@@ -54,7 +55,7 @@ def read_kustomization_tag(text: str, image: ImageName, *, kustomize_name: str |
     """
     if not mentions(text, kustomize_name or image):
         return None
-    documents = read_documents(text)
+    documents = fast_documents(text)
     for _, entry in _matching_entries(documents, image, kustomize_name, ""):
         return _entry_tag(entry, "")
     return None
@@ -109,21 +110,21 @@ def edit_kustomization(
     return EditResult(text=edit.apply(), changes=tuple(changes.values()))
 
 
-def _images(document: MappingNode, file: str) -> SequenceNode | None:
-    node = expect(get_value(document, "images", file=file), SequenceNode, "images", file=file)
-    assert node is None or isinstance(node, SequenceNode)
+def _images(document: Map, file: str) -> Seq | None:
+    node = expect(get_value(document, "images", file=file), Seq, "images", file=file)
+    assert node is None or isinstance(node, Seq)
     return node
 
 
-def _entries(documents: Sequence[Node], file: str) -> Iterator[tuple[str, MappingNode]]:
+def _entries(documents: Sequence[AnyNode], file: str) -> Iterator[tuple[str, Map]]:
     """Every ``images:`` entry of every document, with its ``name``."""
     for document in mapping_documents(documents, file=file):
         images = _images(document, file)
         for item in images.value if images is not None else ():
-            entry = expect(item, MappingNode, "an images entry", file=file)
+            entry = expect(item, Map, "an images entry", file=file)
             if entry is None:
                 raise EditError(f"an images entry (line {item.start_mark.line + 1}) is empty", path=file or None)
-            assert isinstance(entry, MappingNode)
+            assert isinstance(entry, Map)
             name = scalar_text(get_value(entry, "name", file=file), "an images entry's name", file=file)
             if not name:
                 raise EditError(f"the images entry at line {entry.start_mark.line + 1} has no name", path=file or None)
@@ -131,8 +132,8 @@ def _entries(documents: Sequence[Node], file: str) -> Iterator[tuple[str, Mappin
 
 
 def _matching_entries(
-    documents: Sequence[Node], image: ImageName, kustomize_name: str | None, file: str
-) -> Iterator[tuple[str, MappingNode]]:
+    documents: Sequence[AnyNode], image: ImageName, kustomize_name: str | None, file: str
+) -> Iterator[tuple[str, Map]]:
     for name, entry in _entries(documents, file):
         if kustomize_name is not None:
             matches = name == kustomize_name
@@ -143,7 +144,7 @@ def _matching_entries(
             yield name, entry
 
 
-def _set_new_name(edit: TextEdit, entry: MappingNode, new_name: str, image: ImageName, file: str) -> None:
+def _set_new_name(edit: TextEdit, entry: Map, new_name: str, image: ImageName, file: str) -> None:
     pair = find_pair(entry, "newName", file=file)
     if pair is None:
         edit.add_pair(entry, "newName", new_name, after="name")
@@ -151,13 +152,13 @@ def _set_new_name(edit: TextEdit, entry: MappingNode, new_name: str, image: Imag
         edit.set_value(entry, "newName", new_name)
 
 
-def _entry_tag(entry: MappingNode, file: str) -> str | None:
+def _entry_tag(entry: Map, file: str) -> str | None:
     tag = scalar_text(get_value(entry, "newTag", file=file), "newTag", file=file)
     digest = scalar_text(get_value(entry, "digest", file=file), "digest", file=file)
     return tag_text(tag, digest)
 
 
-def _set_entry(edit: TextEdit, entry: MappingNode, tag: str, digest: str | None, file: str) -> None:
+def _set_entry(edit: TextEdit, entry: Map, tag: str, digest: str | None, file: str) -> None:
     if find_pair(entry, "newTag", file=file) is None:
         after = "newName" if edit.has_added(entry, "newName") else "name"
         edit.add_pair(entry, "newTag", tag, after=after)
@@ -173,9 +174,9 @@ def _set_entry(edit: TextEdit, entry: MappingNode, tag: str, digest: str | None,
         edit.set_value(entry, "digest", digest)
 
 
-def _add_entry(edit: TextEdit, documents: Sequence[Node], item: dict[str, Data], file: str) -> None:
+def _add_entry(edit: TextEdit, documents: Sequence[AnyNode], item: dict[str, Data], file: str) -> None:
     """Append ``item`` to the first ``images:`` list, or give the first document an ``images:`` key."""
-    first: MappingNode | None = None
+    first: Map | None = None
     for document in mapping_documents(documents, file=file):
         first = first or document
         pair = find_pair(document, "images", file=file)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import re
 
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
-from image_updater.edit.nodes import NULL_TAG, STR_TAG, line_of
+from image_updater.edit.nodes import NULL_TAG, STR_TAG, AnyNode, Map, Scalar, line_of
 from image_updater.errors import EditError
 
 #: the data an edit writes: a string or a boolean, or lists and mappings of them
@@ -40,12 +40,12 @@ _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 # -- locating -----------------------------------------------------------------------------------------
 
 
-def is_empty(node: Node) -> bool:
+def is_empty(node: AnyNode) -> bool:
     """An empty plain null (``key:`` and nothing): its marks point at the next token, not at it."""
-    return isinstance(node, ScalarNode) and node.value == "" and node.style is None and node.tag == NULL_TAG
+    return isinstance(node, Scalar) and node.value == "" and not node.style and node.tag == NULL_TAG
 
 
-def scalar_span(text: str, node: ScalarNode) -> tuple[int, int]:
+def scalar_span(text: str, node: Scalar) -> tuple[int, int]:
     """Where the content of a non-empty scalar lies: without ``&anchor``/``!tag``, without a block
     scalar's trailing line breaks. Checks that the text there looks like the scalar."""
     start, end = int(node.start_mark.index), int(node.end_mark.index)
@@ -60,7 +60,7 @@ def scalar_span(text: str, node: ScalarNode) -> tuple[int, int]:
     source = text[pos:end]
     if node.style in ("'", '"'):
         plausible = len(source) >= 2 and source[0] == source[-1] == node.style
-    elif node.style is None:
+    elif not node.style:
         plausible = source == node.value or (bool(source) and _LINE_BREAK.search(source) is not None)
     else:
         plausible = source[:1] == node.style
@@ -69,18 +69,18 @@ def scalar_span(text: str, node: ScalarNode) -> tuple[int, int]:
     return pos, end
 
 
-def after_colon(text: str, key: Node) -> int:
+def after_colon(text: str, key: AnyNode) -> int:
     """The offset just after the ``:`` that follows ``key``."""
-    end = scalar_span(text, key)[1] if isinstance(key, ScalarNode) else int(key.end_mark.index)
+    end = scalar_span(text, key)[1] if isinstance(key, Scalar) else int(key.end_mark.index)
     pos = _skip_blank(text, end, len(text))
     if pos >= len(text) or text[pos] != ":":
         raise EditError(f"cannot locate the ':' after the key at line {line_of(key)}")
     return pos + 1
 
 
-def content_end(text: str, node: Node, *, key: Node | None = None) -> int:
+def content_end(text: str, node: AnyNode, *, key: AnyNode | None = None) -> int:
     """The offset just after the last character of ``node``'s own text (``key`` is its key, if any)."""
-    if isinstance(node, ScalarNode):
+    if isinstance(node, Scalar):
         if is_empty(node):
             if key is None:
                 raise EditError(f"cannot locate the empty value at line {line_of(node)}")
@@ -88,7 +88,7 @@ def content_end(text: str, node: Node, *, key: Node | None = None) -> int:
         return scalar_span(text, node)[1]
     if node.flow_style:
         return int(node.end_mark.index)
-    if isinstance(node, MappingNode):
+    if isinstance(node, Map):
         last_key, last_value = node.value[-1]
         end = content_end(text, last_value, key=last_key)
     else:

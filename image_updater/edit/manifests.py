@@ -21,10 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from image_updater.edit.fastcompose import read_documents
-from image_updater.edit.nodes import expect, get_value, line_of, mapping_documents, parse_documents, scalar_text
+from image_updater.edit.fastcompose import fast_documents
+from image_updater.edit.nodes import (
+    AnyNode,
+    Map,
+    Scalar,
+    Seq,
+    expect,
+    get_value,
+    line_of,
+    mapping_documents,
+    parse_documents,
+    scalar_text,
+)
 from image_updater.edit.splice import TextEdit
 from image_updater.edit.tags import mentions, split_new_tag, tag_text
 from image_updater.model.changes import Change, EditResult
@@ -53,7 +62,7 @@ def read_manifest_tags(text: str, image: ImageName) -> list[str]:
     if not mentions(text, image):
         return []
     tags = []
-    for _, node in _matching_images(read_documents(text), image, ""):
+    for _, node in _matching_images(fast_documents(text), image, ""):
         _, tag, digest = split_name_suffix(str(node.value))
         current = tag_text(tag, digest)
         if current is not None:
@@ -86,9 +95,7 @@ def edit_manifests(text: str, image: ImageName, new_tag: str, *, image_label: st
     return EditResult(text=edit.apply(), changes=tuple(changes.values()))
 
 
-def _matching_images(
-    documents: Sequence[Node], image: ImageName, file: str
-) -> Iterator[tuple[MappingNode, ScalarNode]]:
+def _matching_images(documents: Sequence[AnyNode], image: ImageName, file: str) -> Iterator[tuple[Map, Scalar]]:
     """``(container, image node)`` for every container running ``image``, each image node once."""
     seen: set[int] = set()
     for document in mapping_documents(documents, file=file):
@@ -99,36 +106,36 @@ def _matching_images(
                     yield container, node
 
 
-def _pod_specs(resource: MappingNode, file: str) -> Iterator[MappingNode]:
+def _pod_specs(resource: Map, file: str) -> Iterator[Map]:
     kind = scalar_text(get_value(resource, "kind", file=file), "kind", file=file)
     if kind == "List":
-        items = expect(get_value(resource, "items", file=file), SequenceNode, "List items", file=file)
+        items = expect(get_value(resource, "items", file=file), Seq, "List items", file=file)
         for item in items.value if items is not None else ():
-            entry = expect(item, MappingNode, "a List item", file=file)
-            if isinstance(entry, MappingNode):
+            entry = expect(item, Map, "a List item", file=file)
+            if isinstance(entry, Map):
                 yield from _pod_specs(entry, file)
         return
     path = POD_SPEC_PATHS.get(kind or "")
-    node: Node | None = resource
+    node: AnyNode | None = resource
     for depth, key in enumerate(path or ()):
-        assert isinstance(node, MappingNode)
+        assert isinstance(node, Map)
         where = f"{kind} {'.'.join(path[: depth + 1])}" if path else key
-        node = expect(get_value(node, key, file=file), MappingNode, where, file=file)
+        node = expect(get_value(node, key, file=file), Map, where, file=file)
         if node is None:
             return
-    if path and isinstance(node, MappingNode):
+    if path and isinstance(node, Map):
         yield node
 
 
-def _images(pod_spec: MappingNode, file: str) -> Iterator[tuple[MappingNode, ScalarNode]]:
+def _images(pod_spec: Map, file: str) -> Iterator[tuple[Map, Scalar]]:
     for key, value in pod_spec.value:
-        if not (isinstance(key, ScalarNode) and key.value in CONTAINER_LISTS):
+        if not (isinstance(key, Scalar) and key.value in CONTAINER_LISTS):
             continue
-        containers = expect(value, SequenceNode, str(key.value), file=file)
-        for item in containers.value if isinstance(containers, SequenceNode) else ():
-            container = expect(item, MappingNode, f"an entry of {key.value} (line {line_of(key)})", file=file)
-            if not isinstance(container, MappingNode):
+        containers = expect(value, Seq, str(key.value), file=file)
+        for item in containers.value if isinstance(containers, Seq) else ():
+            container = expect(item, Map, f"an entry of {key.value} (line {line_of(key)})", file=file)
+            if not isinstance(container, Map):
                 continue
-            node = expect(get_value(container, "image", file=file), ScalarNode, "image", file=file)
-            if isinstance(node, ScalarNode):
+            node = expect(get_value(container, "image", file=file), Scalar, "image", file=file)
+            if isinstance(node, Scalar):
                 yield container, node

@@ -8,6 +8,15 @@ The work is bounded: text longer than :data:`MAX_TEXT_CHARS` is refused before i
 costs about 4 s per MB here), and nesting deeper than :data:`MAX_DEPTH`, recursive aliases and files that
 would expand past :data:`MAX_EXPANDED_NODES` nodes (alias bombs) are refused with :class:`EditError` in
 time linear in the size of the text.
+
+Trees come in two families with the same attributes (``tag``, ``value``, ``start_mark``/``end_mark``
+with ``index``, ``line`` and ``column``, a scalar's ``style``, a collection's ``flow_style``):
+ruamel.yaml's nodes (:func:`parse_documents`, and :mod:`~image_updater.edit.fastcompose` for a text it
+composes from libyaml's events) and PyYAML's nodes (libyaml's own composer, which fastcompose uses for
+plain texts). Code that takes trees checks kinds with :data:`Scalar`, :data:`Map` and :data:`Seq`,
+which stand for either family. Two differences: a tag is a ``Tag`` in one and a ``str`` in the other
+(compare with ``==`` or ``str()``), and a plain scalar's ``style`` is ``None`` in one and ``""`` in the
+other (test it with ``not node.style``).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml import nodes as pyyaml
 
 from image_updater.errors import EditError
 
@@ -34,8 +44,19 @@ MAX_EXPANDED_NODES = 200_000
 #: longest text composed (2 MiB: ten times the largest Helm values files in common charts)
 MAX_TEXT_CHARS = 2 << 20
 
+#: a node of either family (see the module docstring); for annotations and ``isinstance``
+AnyNode = Node | pyyaml.Node
+Scalar = ScalarNode | pyyaml.ScalarNode
+Map = MappingNode | pyyaml.MappingNode
+Seq = SequenceNode | pyyaml.SequenceNode
+
 _local = threading.local()
-_KIND_NAMES = {MappingNode: "a mapping", SequenceNode: "a list", ScalarNode: "a single value"}
+_KIND_NAMES = {Map: "a mapping", Seq: "a list", Scalar: "a single value"}
+
+
+def kind_name(node: AnyNode) -> str:
+    """What ``node`` is, in words: "a mapping", "a list" or "a single value"."""
+    return next((name for kind, name in _KIND_NAMES.items() if isinstance(node, kind)), "a value")
 
 
 def parse_documents(text: str, *, file: str = "") -> list[Node]:
@@ -85,19 +106,19 @@ def _loader() -> YAML:
     return yaml
 
 
-def check_expansion(documents: Sequence[Node], *, file: str = "") -> int:
+def check_expansion(documents: Sequence[AnyNode], *, file: str = "") -> int:
     """The number of nodes of ``documents`` with aliases expanded, counting each shared node once (so
     in linear time); recursive aliases and more than :data:`MAX_EXPANDED_NODES` nodes are errors."""
     sizes: dict[int, int] = {}
     active: set[int] = set()
     path = file or None
 
-    def size(node: Node) -> int:
+    def size(node: AnyNode) -> int:
         key = id(node)
         known = sizes.get(key)
         if known is not None:
             return known
-        if isinstance(node, ScalarNode):
+        if isinstance(node, Scalar):
             return 1
         if key in active:
             raise EditError(f"refusing a recursive alias (line {node.start_mark.line + 1})", path=path)
@@ -123,57 +144,58 @@ def check_expansion(documents: Sequence[Node], *, file: str = "") -> int:
     return total
 
 
-def children(node: Node) -> Iterator[Node]:
+def children(node: AnyNode) -> Iterator[AnyNode]:
     """The direct children of a node: keys and values of a mapping, items of a list."""
-    if isinstance(node, MappingNode):
+    if isinstance(node, Map):
         for key, value in node.value:
             yield key
             yield value
-    elif isinstance(node, SequenceNode):
+    elif isinstance(node, Seq):
         yield from node.value
 
 
-def is_null(node: Node | None) -> bool:
+def is_null(node: AnyNode | None) -> bool:
     """Whether ``node`` is absent or a null scalar (``~``, ``null``, or nothing at all)."""
-    return node is None or (isinstance(node, ScalarNode) and node.tag == NULL_TAG)
+    return node is None or (isinstance(node, Scalar) and node.tag == NULL_TAG)
 
 
-def line_of(node: Node) -> int:
+def line_of(node: AnyNode) -> int:
     """The 1-based line where ``node`` starts."""
     return int(node.start_mark.line) + 1
 
 
-def mapping_documents(documents: Sequence[Node], *, file: str = "") -> Iterator[MappingNode]:
+def mapping_documents(documents: Sequence[AnyNode], *, file: str = "") -> Iterator[Map]:
     """The documents that are mappings; empty documents are skipped, any other kind is an error."""
     for number, document in enumerate(documents, start=1):
         if is_null(document):
             continue
-        if not isinstance(document, MappingNode):
-            kind = _KIND_NAMES.get(type(document), "a value")
+        if not isinstance(document, Map):
+            kind = kind_name(document)
             raise EditError(f"document {number} (line {line_of(document)}) is {kind}, not a mapping", path=file or None)
         yield document
 
 
-def find_pair(mapping: MappingNode, key: str, *, file: str = "") -> tuple[Node, Node] | None:
+def find_pair(mapping: Map, key: str, *, file: str = "") -> tuple[AnyNode, AnyNode] | None:
     """The ``(key, value)`` nodes of ``key`` in ``mapping``; a duplicated key is an error."""
     found = None
     for key_node, value_node in mapping.value:
-        if isinstance(key_node, ScalarNode) and key_node.tag == STR_TAG and key_node.value == key:
+        # the text first: it rules out nearly every pair, and comparing it is the cheapest test
+        if key_node.value == key and isinstance(key_node, Scalar) and key_node.tag == STR_TAG:
             if found is not None:
                 raise EditError(f"duplicate key {key!r} (line {line_of(key_node)})", path=file or None)
             found = (key_node, value_node)
     return found
 
 
-def get_value(mapping: MappingNode, key: str, *, file: str = "") -> Node | None:
+def get_value(mapping: Map, key: str, *, file: str = "") -> AnyNode | None:
     """The value node of ``key`` in ``mapping``, or ``None`` when the key is absent."""
     pair = find_pair(mapping, key, file=file)
     return None if pair is None else pair[1]
 
 
-def expect(node: Node | None, kind: type[Node], what: str, *, file: str = "") -> Node | None:
-    """``node`` if it is of ``kind``, ``None`` if it is null or absent; an :class:`EditError` naming
-    ``what`` otherwise."""
+def expect(node: AnyNode | None, kind: type[AnyNode], what: str, *, file: str = "") -> AnyNode | None:
+    """``node`` if it is of ``kind`` (:data:`Scalar`, :data:`Map` or :data:`Seq`), ``None`` if it is null
+    or absent; an :class:`EditError` naming ``what`` otherwise."""
     if node is None or is_null(node):
         return None
     if not isinstance(node, kind):
@@ -181,7 +203,7 @@ def expect(node: Node | None, kind: type[Node], what: str, *, file: str = "") ->
     return node
 
 
-def scalar_text(node: Node | None, what: str, *, file: str = "") -> str | None:
+def scalar_text(node: AnyNode | None, what: str, *, file: str = "") -> str | None:
     """The text of a scalar as written (``1.10`` stays ``1.10``), ``None`` when null or absent."""
-    scalar = expect(node, ScalarNode, what, file=file)
+    scalar = expect(node, Scalar, what, file=file)
     return None if scalar is None else str(scalar.value)

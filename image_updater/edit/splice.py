@@ -19,9 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from image_updater.edit.fastcompose import read_documents
+from image_updater.edit.fastcompose import fast_documents
 from image_updater.edit.layout import (
     Data,
     after_colon,
@@ -43,6 +41,10 @@ from image_updater.edit.nodes import (
     MAP_TAG,
     SEQ_TAG,
     STR_TAG,
+    AnyNode,
+    Map,
+    Scalar,
+    Seq,
     find_pair,
     is_null,
     line_of,
@@ -93,16 +95,16 @@ class _Seq:
     items: list[object] = field(default_factory=list)
 
 
-def _canon(node: Node, memo: dict[int, object], replaced: dict[int, object]) -> object:
+def _canon(node: AnyNode, memo: dict[int, object], replaced: dict[int, object]) -> object:
     """The data of ``node`` for comparison: scalars as ``(tag, text)``; aliases stay shared objects."""
     key = id(node)
     if key in memo:
         return memo[key]
     if key in replaced:
         memo[key] = replaced[key]
-    elif isinstance(node, ScalarNode):
+    elif isinstance(node, Scalar):
         memo[key] = (str(node.tag), str(node.value))
-    elif isinstance(node, SequenceNode):
+    elif isinstance(node, Seq):
         seq = memo[key] = _Seq(str(node.tag))
         seq.items.extend(_canon(item, memo, replaced) for item in node.value)
     else:
@@ -122,7 +124,7 @@ def _data(value: Data) -> object:
     return _Map(MAP_TAG, [((STR_TAG, k), _data(v)) for k, v in value.items()])
 
 
-def _canon_all(documents: Sequence[Node], replaced: dict[int, object]) -> tuple[list[object], dict[int, object]]:
+def _canon_all(documents: Sequence[AnyNode], replaced: dict[int, object]) -> tuple[list[object], dict[int, object]]:
     memo: dict[int, object] = {}
     return [_canon(document, memo, replaced) for document in documents], memo
 
@@ -139,7 +141,7 @@ class TextEdit:
     ``remove_pair``/``append_item`` methods with nodes of those documents, then :meth:`apply`.
     """
 
-    def __init__(self, text: str, documents: Sequence[Node], *, file: str = "") -> None:
+    def __init__(self, text: str, documents: Sequence[AnyNode], *, file: str = "") -> None:
         self.text = text
         self.documents = documents
         self.file = file
@@ -154,24 +156,24 @@ class TextEdit:
         """Whether any replacement was planned."""
         return bool(self._replacements)
 
-    def has_added(self, mapping: MappingNode, key: str) -> bool:
+    def has_added(self, mapping: Map, key: str) -> bool:
         """Whether this edit adds ``key`` to ``mapping``."""
         return (id(mapping), key) in self._added
 
     def _error(self, message: str) -> EditError:
         return EditError(message, path=self.file or None)
 
-    def _pair(self, mapping: MappingNode, key: str) -> tuple[Node, Node]:
+    def _pair(self, mapping: Map, key: str) -> tuple[AnyNode, AnyNode]:
         pair = find_pair(mapping, key, file=self.file)
         if pair is None:
             raise self._error(f"no key {key!r} in the mapping at line {line_of(mapping)}")
         return pair
 
-    def set_value(self, mapping: MappingNode, key: str, value: Data) -> None:
+    def set_value(self, mapping: Map, key: str, value: Data) -> None:
         """Set the value of an existing ``key``: a scalar in place, keeping its quotes; an empty value
         (``key:``) gets ``value`` after the colon; an explicit null is replaced by flow style."""
         key_node, node = self._pair(mapping, key)
-        if not isinstance(node, ScalarNode):
+        if not isinstance(node, Scalar):
             raise self._error(f"{key!r} at line {line_of(node)} is not a single value")
         if self._planned(node, value, repr(key)):
             return
@@ -186,16 +188,16 @@ class TextEdit:
             return
         self._replace_scalar(node, value)
 
-    def set_item(self, sequence: SequenceNode, index: int, value: str) -> None:
+    def set_item(self, sequence: Seq, index: int, value: str) -> None:
         """Set the scalar item ``index`` of ``sequence`` in place, keeping its quotes."""
         node = sequence.value[index]
-        if not isinstance(node, ScalarNode) or is_empty(node):
+        if not isinstance(node, Scalar) or is_empty(node):
             raise self._error(f"item {index} of the list at line {line_of(sequence)} is not a single value")
         if self._planned(node, value, f"item {index}"):
             return
         self._replace_scalar(node, value)
 
-    def _planned(self, node: ScalarNode, value: Data, what: str) -> bool:
+    def _planned(self, node: Scalar, value: Data, what: str) -> bool:
         """Record that ``node`` becomes ``value``; ``True`` when that was planned already."""
         previous = self._replaced.get(id(node))
         if previous is not None:
@@ -205,7 +207,7 @@ class TextEdit:
         self._replaced[id(node)] = _data(value)
         return False
 
-    def _replace_scalar(self, node: ScalarNode, value: Data) -> None:
+    def _replace_scalar(self, node: Scalar, value: Data) -> None:
         start, end = scalar_span(self.text, node)
         if isinstance(value, str):
             new = render_scalar(value, style=node.style if node.style in ("'", '"') else None)
@@ -213,7 +215,7 @@ class TextEdit:
             new = render_flow(value)
         self._replacements.append(Replacement(start, end, new))
 
-    def add_pair(self, mapping: MappingNode, key: str, value: Data, *, after: str | None = None) -> None:
+    def add_pair(self, mapping: Map, key: str, value: Data, *, after: str | None = None) -> None:
         """Add ``key: value`` to ``mapping``: after the pair of ``after`` (a key of the mapping, or one
         added by this edit) when given, else at its end; in the mapping's own style."""
         if find_pair(mapping, key, file=self.file) is not None:
@@ -237,7 +239,7 @@ class TextEdit:
 
         self._ops.append(op)
 
-    def _flow_position(self, mapping: MappingNode, after: str | None) -> int:
+    def _flow_position(self, mapping: Map, after: str | None) -> int:
         if after is not None and (id(mapping), after) in self._added:
             return self._added[(id(mapping), after)]
         if not mapping.value:
@@ -245,7 +247,7 @@ class TextEdit:
         key_node, value_node = self._pair(mapping, after) if after else mapping.value[-1]
         return content_end(self.text, value_node, key=key_node)
 
-    def _block_position(self, mapping: MappingNode, after: str | None) -> int:
+    def _block_position(self, mapping: Map, after: str | None) -> int:
         if after is not None and (id(mapping), after) in self._added:
             return self._added[(id(mapping), after)]
         key_node, value_node = self._pair(mapping, after) if after else mapping.value[-1]
@@ -254,11 +256,11 @@ class TextEdit:
             raise self._error(f"cannot add after an alias (line {line_of(key_node)})")
         return line_end(self.text, end)
 
-    def remove_pair(self, mapping: MappingNode, key: str) -> None:
+    def remove_pair(self, mapping: Map, key: str) -> None:
         """Remove ``key`` and its value from ``mapping``, with its line when it has one to itself."""
         key_node, value_node = self._pair(mapping, key)
         index = next(i for i, (k, _) in enumerate(mapping.value) if k is key_node)
-        assert isinstance(key_node, ScalarNode)  # find_pair only matches scalar keys
+        assert isinstance(key_node, Scalar)  # find_pair only matches scalar keys
         key_start = scalar_span(self.text, key_node)[0]
         value_end = content_end(self.text, value_node, key=key_node)
         following = mapping.value[index + 1][0] if index + 1 < len(mapping.value) else None
@@ -287,7 +289,7 @@ class TextEdit:
 
         self._ops.append(op)
 
-    def append_item(self, sequence: SequenceNode, item: Data) -> None:
+    def append_item(self, sequence: Seq, item: Data) -> None:
         """Append ``item`` to ``sequence``, laid out like its first item."""
         if sequence.flow_style:
             if sequence.value:
@@ -308,7 +310,7 @@ class TextEdit:
 
         self._ops.append(op)
 
-    def _dash_layout(self, sequence: SequenceNode) -> tuple[int, int]:
+    def _dash_layout(self, sequence: Seq) -> tuple[int, int]:
         """The column of the items' ``-`` and the distance from it to the item's content."""
         first = sequence.value[0]
         start = int(first.start_mark.index)
@@ -331,7 +333,7 @@ class TextEdit:
             return self.text
         new_text = splice(self.text, self._replacements)
         try:
-            after = read_documents(new_text, file=self.file)  # data only: the fast reader will do
+            after = fast_documents(new_text, file=self.file)  # data only: any tree will do
         except EditError as e:
             raise self._error(f"the edit would not parse ({e.message}); file left untouched") from None
         try:
@@ -350,7 +352,7 @@ class TextEdit:
 def write_new_document(text: str, value: dict[str, Data], *, file: str = "") -> str:
     """``text``, which holds no data (it is empty, or comments and blank lines only), followed by
     ``value`` as a block mapping; verified by parsing it again like any other edit."""
-    documents = read_documents(text, file=file)
+    documents = fast_documents(text, file=file)
     where = file or None
     if any(not is_null(document) for document in documents) or len(documents) > 1:
         raise EditError("the file already holds data; refusing to write a new document into it", path=where)
@@ -359,7 +361,7 @@ def write_new_document(text: str, value: dict[str, Data], *, file: str = "") -> 
     prefix = text if not text or text.endswith(("\n", "\r")) else text + newline
     new_text = prefix + "".join(line + newline for line in lines)
     try:
-        after = read_documents(new_text, file=file)
+        after = fast_documents(new_text, file=file)
     except EditError as e:
         raise EditError(f"the new content would not parse ({e.message}); file left untouched", path=where) from None
     if _canon_all(after, {})[0] != [_data(value)]:
