@@ -160,6 +160,20 @@ def test_default_registry_takes_names_without_a_registry() -> None:
     assert str(resolve_endpoint(spec("ghcr.io/o/a"), registries).name) == "ghcr.io/o/a"
 
 
+def test_the_pool_works_an_endpoint_out_once_per_name_as_written() -> None:
+    registries = [RegistrySettings(name="quay", prefix="quay.io", api_url="https://quay.io", default=True)]
+    pool = RegistryPool(registries)
+    written = spec("argoproj/argocd")  # no registry written: the default one
+    named = ImageSpec(name=written.name, written_name="docker.io/argoproj/argocd")
+    for _ in range(2):
+        assert pool.endpoint(written) == resolve_endpoint(written, registries)
+        assert str(pool.endpoint(written).name) == "quay.io/argoproj/argocd"
+        assert pool.endpoint(named) == resolve_endpoint(named, registries)
+        assert pool.endpoint(named).name.registry == "docker.io"
+        assert pool.endpoint(named.name) == resolve_endpoint(named.name, registries)
+    assert pool.endpoint(written) is pool.endpoint(written)
+
+
 def test_defaultns_applies_to_single_component_names() -> None:
     registries = [RegistrySettings(name="r", prefix="r.example:5000", defaultns="base")]
     assert resolve_endpoint(spec("r.example:5000/app"), registries).name.repository == "base/app"

@@ -42,6 +42,7 @@ from image_updater.selection.platforms import Platform, parse_platforms
 DEFAULT_METADATA_CONCURRENCY = 8
 #: the tags whose ``TagInfo`` a pool keeps between listings (some 150 bytes each, with the tag's text)
 MAX_REMEMBERED_TAGS = 250_000
+MAX_REMEMBERED_ENDPOINTS = 100_000
 _MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i386": "386", "i686": "386"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -158,6 +159,7 @@ class RegistryPool:
         self._metadata_limit = asyncio.Semaphore(metadata_concurrency)
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._listings = RememberedListings()
+        self._endpoints: Remembered[tuple[ImageName, str | None], Endpoint] = Remembered(MAX_REMEMBERED_ENDPOINTS)
 
     async def __aenter__(self) -> RegistryPool:
         return self
@@ -174,8 +176,13 @@ class RegistryPool:
         self._clients.clear()
 
     def endpoint(self, image: ImageSpec | ImageName) -> Endpoint:
-        """See :func:`resolve_endpoint`."""
-        return resolve_endpoint(image, self.registries)
+        """See :func:`resolve_endpoint` (worked out once per name as written: every cycle asks again)."""
+        key = (image, None) if isinstance(image, ImageName) else (image.name, image.written_name)
+        found = self._endpoints.get(key)
+        if found is None:
+            found = resolve_endpoint(image, self.registries)
+            self._endpoints.put(key, found, 1)
+        return found
 
     async def client(self, image: ImageSpec | ImageName) -> RegistryClient:
         """The client for the image's registry and credentials, pinged once (unless ``ping: false``)."""
