@@ -46,10 +46,9 @@ from image_updater.edit.nodes import (
     is_null,
     line_of,
     mapping_documents,
-    parse_documents,
     scalar_text,
 )
-from image_updater.edit.splice import TextEdit, write_new_document
+from image_updater.edit.splice import TextEdit, edit_text, write_new_document
 from image_updater.edit.tags import split_new_tag, tag_text
 from image_updater.errors import EditError
 from image_updater.model.changes import Change, EditResult
@@ -215,40 +214,43 @@ def edit_argocd_source(
     """
     split_new_tag(new_tag)
     written = image_text or image_label
-    documents = parse_documents(text, file=file)
-    root = _root(documents, file)
-    edit = TextEdit(text, documents, file=file) if root is not None else None
-    changes: dict[str | None, Change] = {}
-    new: dict[str, Data] = {}
-    if kind is SourceKind.KUSTOMIZE:
-        matched = False
-        for images, index, entry in _image_entries(root, image, kustomize_name, file):
-            matched = True
-            old = _entry_tag(entry)
-            if old == new_tag:
-                continue
-            prefix, name, _ = _split_entry(entry)
-            if kustomize_name is not None and not same_image(name, image):
-                name = written
-            assert edit is not None
-            edit.set_item(images, index, f"{prefix}{name}:{new_tag}")
-            changes.setdefault(old, Change(image=image_label, old=old, new=new_tag, file=file))
-        if not matched:
-            entry_text = f"{kustomize_name}={written}:{new_tag}" if kustomize_name else f"{written}:{new_tag}"
-            new = {"kustomize": {"images": [entry_text]}}
-            changes[None] = Change(image=image_label, old=None, new=new_tag, file=file)
-    else:
-        old, wanted = _helm_writes(root, image, new_tag, helm, written, file)
-        if old != new_tag:
-            changes[old] = Change(image=image_label, old=old, new=new_tag, file=file)
-            new = _set_parameters(edit, root, wanted, file)
-    if not changes:
-        return EditResult(text=text)
-    if edit is None:
-        return EditResult(text=write_new_document(text, new, file=file), changes=tuple(changes.values()))
-    if new:
-        _add_missing(edit, root, new, file)
-    return EditResult(text=edit.apply(), changes=tuple(changes.values()))
+
+    def plan(documents: list[AnyNode]) -> EditResult:
+        root = _root(documents, file)
+        edit = TextEdit(text, documents, file=file) if root is not None else None
+        changes: dict[str | None, Change] = {}
+        new: dict[str, Data] = {}
+        if kind is SourceKind.KUSTOMIZE:
+            matched = False
+            for images, index, entry in _image_entries(root, image, kustomize_name, file):
+                matched = True
+                old = _entry_tag(entry)
+                if old == new_tag:
+                    continue
+                prefix, name, _ = _split_entry(entry)
+                if kustomize_name is not None and not same_image(name, image):
+                    name = written
+                assert edit is not None
+                edit.set_item(images, index, f"{prefix}{name}:{new_tag}")
+                changes.setdefault(old, Change(image=image_label, old=old, new=new_tag, file=file))
+            if not matched:
+                entry_text = f"{kustomize_name}={written}:{new_tag}" if kustomize_name else f"{written}:{new_tag}"
+                new = {"kustomize": {"images": [entry_text]}}
+                changes[None] = Change(image=image_label, old=None, new=new_tag, file=file)
+        else:
+            old, wanted = _helm_writes(root, image, new_tag, helm, written, file)
+            if old != new_tag:
+                changes[old] = Change(image=image_label, old=old, new=new_tag, file=file)
+                new = _set_parameters(edit, root, wanted, file)
+        if not changes:
+            return EditResult(text=text)
+        if edit is None:
+            return EditResult(text=write_new_document(text, new, file=file), changes=tuple(changes.values()))
+        if new:
+            _add_missing(edit, root, new, file)
+        return EditResult(text=edit.apply(), changes=tuple(changes.values()))
+
+    return edit_text(text, plan, file=file)
 
 
 def _helm_writes(

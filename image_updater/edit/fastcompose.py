@@ -12,18 +12,19 @@ tag; a URL's ``&`` costs only speed), no directive, byte order mark or YAML 1.1 
 :data:`PLAIN_MAX_CHARS` characters (too few to expand past the node limit without aliases), and nesting
 that :func:`depth_bound` keeps below :data:`PLAIN_MAX_DEPTH` (libyaml's composer recurses in C, so the
 depth is bounded from the text before it runs). Readers take these trees (:func:`fast_documents`), and
-so does the check that an edited text holds the intended data (it compares data, not marks); an edit
-itself still splices text at ruamel's own marks, so only the few files a cycle edits are composed by
-ruamel.
+so do editors: libyaml's marks are ruamel's for every node an edit locates in a plain text (see
+:mod:`~image_updater.edit.layout`), and an edit refused on such a tree is planned again on ruamel's
+(:func:`~image_updater.edit.splice.edit_text`).
 
 Other texts are composed from libyaml's events here (:func:`read_documents`) into the trees
 :func:`~image_updater.edit.nodes.parse_documents` makes: ruamel node classes, tags resolved by ruamel's
 YAML 1.2 resolver, one shared node for an anchor and its aliases; only the marks differ in kind
-(libyaml's line, column and index, which is all a reader's error message uses). Whenever this path could
-disagree with ``parse_documents`` (no libyaml, a ``%YAML`` or ``%TAG`` directive, any parse error,
-nesting deeper than :data:`MAX_DEPTH`, text longer than :data:`MAX_TEXT_CHARS`), the text is composed by
-``parse_documents`` instead, which also words every error. Composing is iterative, so deep nesting
-cannot exhaust the stack here either. A plain text that does not parse takes the same way.
+(libyaml's line, column and index, which is all a reader's error message uses). Editors take ruamel's
+own tree of such a text. Whenever this path could disagree with ``parse_documents`` (no libyaml, a
+``%YAML`` or ``%TAG`` directive, any parse error, nesting deeper than :data:`MAX_DEPTH`, text longer
+than :data:`MAX_TEXT_CHARS`), the text is composed by ``parse_documents`` instead, which also words
+every error. Composing is iterative, so deep nesting cannot exhaust the stack here either. A plain text
+that does not parse takes the same way.
 """
 
 from __future__ import annotations

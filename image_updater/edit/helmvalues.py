@@ -35,9 +35,8 @@ from image_updater.edit.nodes import (
     is_null,
     line_of,
     mapping_documents,
-    parse_documents,
 )
-from image_updater.edit.splice import TextEdit, write_new_document
+from image_updater.edit.splice import TextEdit, edit_text, write_new_document
 from image_updater.edit.tags import split_new_tag, tag_text
 from image_updater.errors import EditError
 from image_updater.model.changes import Change, EditResult
@@ -197,38 +196,41 @@ def edit_helm_values(
     """
     split_new_tag(new_tag)
     written = image_text or image_label
-    documents = parse_documents(text, file=file)
-    root = _root(documents, file)
-    writes: list[tuple[str, str]] = []
-    if keys.spec:
-        current = _read(root, keys.spec, file)
-        name, tag, digest = split_name_suffix(current or "")
-        if current is not None and same_image(name, image):
-            old = tag_text(tag, digest)
-            writes.append((keys.spec, f"{name}:{new_tag}"))
+
+    def plan(documents: list[AnyNode]) -> EditResult:
+        root = _root(documents, file)
+        writes: list[tuple[str, str]] = []
+        if keys.spec:
+            current = _read(root, keys.spec, file)
+            name, tag, digest = split_name_suffix(current or "")
+            if current is not None and same_image(name, image):
+                old = tag_text(tag, digest)
+                writes.append((keys.spec, f"{name}:{new_tag}"))
+            else:
+                old = None
+                writes.append((keys.spec, f"{written}:{new_tag}"))
         else:
-            old = None
-            writes.append((keys.spec, f"{written}:{new_tag}"))
-    else:
-        assert keys.tag is not None and keys.name is not None
-        old = _read(root, keys.tag, file)
-        writes.append((keys.tag, new_tag))
-        current_name = _read(root, keys.name, file)
-        if (current_name is None and keys.create_name) or (
-            current_name is not None and not same_image(current_name, image)
-        ):
-            writes.insert(0, (keys.name, written))
-    if old == new_tag:
-        return EditResult(text=text)
-    change = Change(image=image_label, old=old, new=new_tag, file=file)
-    if root is None:
-        tree: dict[str, Data] = {}
-        for key, value in writes:
-            _merge(tree, [str(p) for p in parse_key(key)], value, key, file)
-        return EditResult(text=write_new_document(text, tree, file=file), changes=(change,))
-    edit = TextEdit(text, documents, file=file)
-    _apply(edit, root, writes, file)
-    return EditResult(text=edit.apply(), changes=(change,))
+            assert keys.tag is not None and keys.name is not None
+            old = _read(root, keys.tag, file)
+            writes.append((keys.tag, new_tag))
+            current_name = _read(root, keys.name, file)
+            if (current_name is None and keys.create_name) or (
+                current_name is not None and not same_image(current_name, image)
+            ):
+                writes.insert(0, (keys.name, written))
+        if old == new_tag:
+            return EditResult(text=text)
+        change = Change(image=image_label, old=old, new=new_tag, file=file)
+        if root is None:
+            tree: dict[str, Data] = {}
+            for key, value in writes:
+                _merge(tree, [str(p) for p in parse_key(key)], value, key, file)
+            return EditResult(text=write_new_document(text, tree, file=file), changes=(change,))
+        edit = TextEdit(text, documents, file=file)
+        _apply(edit, root, writes, file)
+        return EditResult(text=edit.apply(), changes=(change,))
+
+    return edit_text(text, plan, file=file)
 
 
 def _apply(edit: TextEdit, root: Map, writes: list[tuple[str, str]], file: str) -> None:

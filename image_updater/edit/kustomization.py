@@ -36,10 +36,9 @@ from image_updater.edit.nodes import (
     get_value,
     is_null,
     mapping_documents,
-    parse_documents,
     scalar_text,
 )
-from image_updater.edit.splice import TextEdit
+from image_updater.edit.splice import TextEdit, edit_text
 from image_updater.edit.tags import mentions, split_new_tag, tag_text
 from image_updater.errors import EditError
 from image_updater.model.changes import Change, EditResult
@@ -82,32 +81,35 @@ def edit_kustomization(
     or an edit that would change anything else.
     """
     tag, digest = split_new_tag(new_tag)
-    documents = parse_documents(text, file=file)
-    edit = TextEdit(text, documents, file=file)
-    changes: dict[str | None, Change] = {}
-    matched = False
     rename = None
     if kustomize_name is not None and not same_image(kustomize_name, image):
         rename = new_name or image_label
-    for _, entry in _matching_entries(documents, image, kustomize_name, file):
-        matched = True
-        old = _entry_tag(entry, file)
-        if old == new_tag:
-            continue
-        if rename is not None:
-            _set_new_name(edit, entry, rename, image, file)
-        _set_entry(edit, entry, tag, digest, file)
-        changes.setdefault(old, Change(image=image_label, old=old, new=new_tag, file=file))
-    if not matched:
-        item: dict[str, Data] = {"name": kustomize_name or image_label}
-        if rename is not None:
-            item["newName"] = rename
-        item["newTag"] = tag
-        if digest:
-            item["digest"] = digest
-        _add_entry(edit, documents, item, file)
-        changes[None] = Change(image=image_label, old=None, new=new_tag, file=file)
-    return EditResult(text=edit.apply(), changes=tuple(changes.values()))
+
+    def plan(documents: list[AnyNode]) -> EditResult:
+        edit = TextEdit(text, documents, file=file)
+        changes: dict[str | None, Change] = {}
+        matched = False
+        for _, entry in _matching_entries(documents, image, kustomize_name, file):
+            matched = True
+            old = _entry_tag(entry, file)
+            if old == new_tag:
+                continue
+            if rename is not None:
+                _set_new_name(edit, entry, rename, image, file)
+            _set_entry(edit, entry, tag, digest, file)
+            changes.setdefault(old, Change(image=image_label, old=old, new=new_tag, file=file))
+        if not matched:
+            item: dict[str, Data] = {"name": kustomize_name or image_label}
+            if rename is not None:
+                item["newName"] = rename
+            item["newTag"] = tag
+            if digest:
+                item["digest"] = digest
+            _add_entry(edit, documents, item, file)
+            changes[None] = Change(image=image_label, old=None, new=new_tag, file=file)
+        return EditResult(text=edit.apply(), changes=tuple(changes.values()))
+
+    return edit_text(text, plan, file=file)
 
 
 def _images(document: Map, file: str) -> Seq | None:

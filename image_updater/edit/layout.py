@@ -12,6 +12,11 @@ What ruamel.yaml's marks are (checked against 0.19 by ``tests/unit/test_edit_lay
   ``end_mark`` at the next token, after the comments and blank lines that follow it; the end of a
   node's own text is therefore taken from its last scalar or flow collection (:func:`content_end`).
 - An alias yields the anchored node itself, marks included: editing it edits the anchor.
+
+libyaml's marks (PyYAML's trees, see :mod:`~image_updater.edit.nodes`) are the same for every node an
+edit locates, in the texts :func:`~image_updater.edit.fastcompose.plain_documents` accepts (no byte
+order mark, which libyaml does not count), except an empty value's: checked by
+``tests/unit/test_edit_fasttrees.py``.
 """
 
 from __future__ import annotations

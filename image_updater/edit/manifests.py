@@ -31,10 +31,9 @@ from image_updater.edit.nodes import (
     get_value,
     line_of,
     mapping_documents,
-    parse_documents,
     scalar_text,
 )
-from image_updater.edit.splice import TextEdit
+from image_updater.edit.splice import TextEdit, edit_text
 from image_updater.edit.tags import mentions, split_new_tag, tag_text
 from image_updater.model.changes import Change, EditResult
 from image_updater.model.ref import ImageName, same_image, split_name_suffix
@@ -81,18 +80,21 @@ def edit_manifests(text: str, image: ImageName, new_tag: str, *, image_label: st
     split_new_tag(new_tag)
     if not mentions(text, image):
         return EditResult(text=text)
-    documents = parse_documents(text, file=file)
-    edit = TextEdit(text, documents, file=file)
-    changes: dict[str | None, Change] = {}
-    for container, node in _matching_images(documents, image, file):
-        name, tag, digest = split_name_suffix(str(node.value))
-        new_value = f"{name}:{new_tag}"
-        if new_value == node.value:
-            continue
-        edit.set_value(container, "image", new_value)
-        old = tag_text(tag, digest)
-        changes.setdefault(old, Change(image=image_label, old=old, new=new_tag, file=file))
-    return EditResult(text=edit.apply(), changes=tuple(changes.values()))
+
+    def plan(documents: list[AnyNode]) -> EditResult:
+        edit = TextEdit(text, documents, file=file)
+        changes: dict[str | None, Change] = {}
+        for container, node in _matching_images(documents, image, file):
+            name, tag, digest = split_name_suffix(str(node.value))
+            new_value = f"{name}:{new_tag}"
+            if new_value == node.value:
+                continue
+            edit.set_value(container, "image", new_value)
+            old = tag_text(tag, digest)
+            changes.setdefault(old, Change(image=image_label, old=old, new=new_tag, file=file))
+        return EditResult(text=edit.apply(), changes=tuple(changes.values()))
+
+    return edit_text(text, plan, file=file)
 
 
 def _matching_images(documents: Sequence[AnyNode], image: ImageName, file: str) -> Iterator[tuple[Map, Scalar]]:

@@ -59,6 +59,11 @@ def kind_name(node: AnyNode) -> str:
     return next((name for kind, name in _KIND_NAMES.items() if isinstance(node, kind)), "a value")
 
 
+def from_libyaml(node: AnyNode) -> bool:
+    """Whether ``node`` was composed by libyaml's own composer (PyYAML's family)."""
+    return isinstance(node, pyyaml.Node)
+
+
 def parse_documents(text: str, *, file: str = "") -> list[Node]:
     """Compose every document of ``text`` into a node tree (an empty document is a null scalar).
 

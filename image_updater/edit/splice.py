@@ -12,14 +12,20 @@ old text. Everything the edit does not touch (comments, blank lines, key order, 
 Data is compared at node level: a scalar is its resolved tag and its text as written (``1.10`` stays
 ``1.10``), a collection its tag and children. Aliased nodes are shared, not copied, and the number of
 nodes compared is bounded by :data:`~image_updater.edit.nodes.MAX_EXPANDED_NODES`.
+
+Editors plan on libyaml's tree of a plain text (:func:`edit_text`), whose marks are ruamel's for every
+node they locate; wherever that could not be so (an empty value's marks), the plan is refused on that
+tree, and any refusal makes the editor plan again on ruamel.yaml's tree, so that every refusal and its
+message are what ruamel's tree gives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from image_updater.edit.fastcompose import fast_documents
+from image_updater.edit.fastcompose import fast_documents, plain_documents
 from image_updater.edit.layout import (
     Data,
     after_colon,
@@ -46,10 +52,26 @@ from image_updater.edit.nodes import (
     Scalar,
     Seq,
     find_pair,
+    from_libyaml,
     is_null,
     line_of,
+    parse_documents,
 )
 from image_updater.errors import EditError
+
+T = TypeVar("T")
+
+
+def edit_text(text: str, plan: Callable[[list[AnyNode]], T], *, file: str = "") -> T:
+    """``plan(documents)``: on libyaml's tree when ``text`` is plain, else (or when the plan raises
+    :class:`EditError` on that tree) on ruamel.yaml's, which raises the error to report."""
+    documents = plain_documents(text)
+    if documents is not None:
+        try:
+            return plan(documents)
+        except EditError:
+            pass  # said again, in ruamel's words and lines, or not at all
+    return plan(parse_documents(text, file=file))
 
 
 @dataclass(frozen=True)
@@ -169,6 +191,12 @@ class TextEdit:
             raise self._error(f"no key {key!r} in the mapping at line {line_of(mapping)}")
         return pair
 
+    def _located(self, node: AnyNode) -> AnyNode:
+        """``node``, whose start is needed: an empty value's libyaml marks are not ruamel's."""
+        if is_empty(node) and from_libyaml(node):
+            raise self._error(f"an empty value at line {line_of(node)}: left to ruamel.yaml's marks")
+        return node
+
     def set_value(self, mapping: Map, key: str, value: Data) -> None:
         """Set the value of an existing ``key``: a scalar in place, keeping its quotes; an empty value
         (``key:``) gets ``value`` after the colon; an explicit null is replaced by flow style."""
@@ -227,7 +255,7 @@ class TextEdit:
             self._replacements.append(Replacement(pos, pos, text if first else ", " + text))
         else:
             pos = self._block_position(mapping, after)
-            indent = int(mapping.value[0][0].start_mark.column)
+            indent = int(self._located(mapping.value[0][0]).start_mark.column)
             self._insert_lines(pos, render_block_pair(key, value, indent))
         self._added[(id(mapping), key)] = pos
 
@@ -268,7 +296,7 @@ class TextEdit:
             previous_key, previous_value = mapping.value[index - 1]
             start, end = content_end(self.text, previous_value, key=previous_key), value_end
         elif following is not None and (mapping.flow_style or index == 0):
-            start, end = key_start, int(following.start_mark.index)
+            start, end = key_start, int(self._located(following).start_mark.index)
         elif not mapping.flow_style and index > 0:
             start = line_start(self.text, key_start)
             if self.text[start:key_start].strip():
@@ -312,7 +340,7 @@ class TextEdit:
 
     def _dash_layout(self, sequence: Seq) -> tuple[int, int]:
         """The column of the items' ``-`` and the distance from it to the item's content."""
-        first = sequence.value[0]
+        first = self._located(sequence.value[0])
         start = int(first.start_mark.index)
         prefix = self.text[line_start(self.text, start) : start]
         stripped = prefix.lstrip(" ")

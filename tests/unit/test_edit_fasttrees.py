@@ -1,11 +1,11 @@
-"""libyaml's own composer for plain texts gives ruamel.yaml's trees, marks and reads.
+"""libyaml's own composer for plain texts gives ruamel.yaml's trees, marks, reads and edits.
 
-Readers take PyYAML's trees from libyaml's composer when a text is plain
+Readers and editors take PyYAML's trees from libyaml's composer when a text is plain
 (:func:`~image_updater.edit.fastcompose.plain_documents`). These tests hold them to what ruamel.yaml's
 tree gives, over every golden file and over texts in many layouts (:mod:`tests.unit.yamlgen`): the same
-tree (kinds, tags, values, styles), the same marks for every node an edit would locate, and the same
-tag from every reader. They also hold the limits: what is not plain, the depth bound, the node count a
-plain text can reach.
+tree (kinds, tags, values, styles), the same marks for every node an edit locates, the same tag from
+every reader and the same edit (text and changes, or error) from every editor. They also hold the
+limits: what is not plain, the depth bound, the node count a plain text can reach.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from image_updater.edit import fastcompose
-from image_updater.edit.argocd_source import SourceKind, read_argocd_source_tag
+from image_updater.edit import fastcompose, splice
+from image_updater.edit.argocd_source import SourceKind, edit_argocd_source, read_argocd_source_tag
 from image_updater.edit.fastcompose import (
     MAX_EXPANDED_NODES,
     PLAIN_MAX_CHARS,
@@ -30,15 +30,15 @@ from image_updater.edit.fastcompose import (
     is_plain,
     plain_documents,
 )
-from image_updater.edit.helmvalues import HelmKeys, read_helm_tag
-from image_updater.edit.kustomization import read_kustomization_tag
+from image_updater.edit.helmvalues import HelmKeys, edit_helm_values, read_helm_tag
+from image_updater.edit.kustomization import edit_kustomization, read_kustomization_tag
 from image_updater.edit.layout import is_empty, scalar_span
-from image_updater.edit.manifests import read_manifest_tags
+from image_updater.edit.manifests import edit_manifests, read_manifest_tags
 from image_updater.edit.nodes import AnyNode, Scalar, check_expansion, children, kind_name, parse_documents
 from image_updater.errors import EditError
 from image_updater.model.ref import parse_image_name
 from tests.unit import yamlgen
-from tests.unit.test_edit_golden import CASES, GOLDEN, Case, read
+from tests.unit.test_edit_golden import CASES, GOLDEN, Case, read, run
 
 SLOW = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NGINX = parse_image_name("nginx")
@@ -58,6 +58,7 @@ def exact_trees() -> Iterator[None]:
     """Every reader and editor on the trees they took before libyaml's composer: no text is plain."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fastcompose, "plain_documents", lambda text: None)
+        patch.setattr(splice, "plain_documents", lambda text: None)
         yield
 
 
@@ -286,3 +287,76 @@ target_documents = st.one_of(
 @given(text=yamlgen.texts(target_documents))
 def test_every_reader_reads_the_same_on_either_tree(text: str) -> None:
     reads_alike(text)
+
+
+# -- editors ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def exact_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts the editors compose with ruamel.yaml."""
+    parsed: list[str] = []
+    real = splice.parse_documents
+
+    def counting(text: str, *, file: str = "") -> list[AnyNode]:
+        parsed.append(text)
+        return real(text, file=file)
+
+    monkeypatch.setattr(splice, "parse_documents", counting)
+    return parsed
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_golden_edits_are_made_on_libyamls_tree_when_plain_and_the_same_on_ruamels(
+    case: Case, exact_parses: list[str]
+) -> None:
+    text = text_of(GOLDEN / case.name / "input.yaml")
+    fast = outcome(lambda: run(case, text))
+    if is_plain(text):
+        assert exact_parses == [], "a plain golden file was edited on ruamel.yaml's tree"
+    with exact_trees():
+        assert outcome(lambda: run(case, text)) == fast
+
+
+def edit_everything(text: str) -> list[Any]:
+    """Every editor's result of setting ``nginx`` to a new tag in ``text``."""
+    label = {"image_label": "nginx", "file": "f.yaml"}
+    return [
+        outcome(lambda: edit_kustomization(text, NGINX, "1.26.0", **label)),
+        outcome(lambda: edit_kustomization(text, NGINX, "1.20", kustomize_name="web", **label)),
+        outcome(lambda: edit_manifests(text, NGINX, "1.26.0", **label)),
+        outcome(lambda: edit_helm_values(text, NGINX, "1.26.0", keys=HelmKeys(), **label)),
+        outcome(
+            lambda: edit_helm_values(text, NGINX, "2", keys=HelmKeys.of(spec="app.image", name=None, tag=None), **label)
+        ),
+        *(
+            outcome(lambda kind=kind: edit_argocd_source(text, NGINX, "1.26.0", kind=kind, **label))
+            for kind in SourceKind
+        ),
+    ]
+
+
+def edits_alike(text: str) -> None:
+    fast = edit_everything(text)
+    with exact_trees():
+        assert edit_everything(text) == fast
+
+
+@SLOW
+@given(text=yamlgen.texts(target_documents))
+def test_every_editor_edits_the_same_on_either_tree(text: str) -> None:
+    edits_alike(text)
+
+
+@SLOW
+@given(text=yamlgen.texts())
+def test_editors_do_the_same_on_either_tree_with_any_content(text: str) -> None:
+    edits_alike(text)
+
+
+def test_an_edit_at_an_empty_value_is_left_to_ruamels_marks(exact_parses: list[str]) -> None:
+    # libyaml puts an empty value's marks where it is, ruamel.yaml at the next token: the layout of a
+    # list whose first item is empty is read from ruamel's tree
+    text = "images:\n-\n- name: redis\n"
+    edits_alike(text)
+    assert exact_parses
