@@ -16,7 +16,9 @@ CPU (``time.thread_time``) and process CPU (``time.process_time``), and the CPU 
 
     .venv/bin/python bench/listing_cpu.py --url http://127.0.0.1:5000 [--repos 200] [--rounds 5]
 
-``PYTHONPATH=<another tree>`` measures that tree's product path (``image_updater`` is printed).
+``PYTHONPATH=<another tree>`` measures that tree's product path (``image_updater`` is printed);
+``--before <tree>`` runs the same first with that tree, then with this one, and prints both. A tree
+of an earlier commit: ``git archive <commit> image_updater | tar -x -C /tmp/before``.
 
 CPU time on a busy 2-core machine varies by 20 % from run to run. Instructions vary by a few per cent:
 run one runner under valgrind with ``--rounds 3`` and ``--rounds 0`` and divide the difference of the
@@ -31,8 +33,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -190,6 +194,20 @@ async def bench(
     return report
 
 
+def _without_before(argv: list[str]) -> list[str]:
+    """``argv`` without ``--before TREE`` (or ``--before=TREE``)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--before":
+            skip = True
+        elif not arg.startswith("--before="):
+            kept.append(arg)
+    return kept
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="the registry's API root (not a delaying proxy)")
@@ -197,7 +215,14 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", choices=sorted(RUNNERS), action="append", help="run only these (repeatable)")
+    parser.add_argument("--before", metavar="TREE", help="first run with the image_updater of this tree")
     args = parser.parse_args()
+    if args.before:
+        argv = _without_before(sys.argv[1:])
+        print(f"before ({args.before}):", flush=True)
+        env = {**os.environ, "PYTHONPATH": args.before}
+        subprocess.run([sys.executable, __file__, *argv], env=env, check=True)
+        print("after:")
     catalog = httpx.get(args.url.rstrip("/") + "/v2/_catalog", params={"n": 1000}).json()["repositories"]
     repos = sorted(r for r in catalog if r.startswith("bench/svc-"))[: args.repos]
     if len(repos) < args.repos:
