@@ -5,6 +5,7 @@ In one process, against a registry holding ``bench/svc-NNN`` repositories (see `
     floor    one ``httpx.AsyncClient``, ``--concurrency`` listings in flight, ``Link`` pages followed,
              ``response.json()`` (what ``bench/floor.py`` does)
     client   ``RegistryClient.list_tags`` of the pool's client (the product path without the pool)
+    cold     ``product`` with a new pool every round (``run --once``, a service's first cycle)
     product  ``RegistryPool.list_tags`` for the same images, built as the service builds it (an
              anonymous ``registries`` entry whose ``api_url`` is the registry), under a semaphore of
              ``--concurrency`` as the cycle's tag cache holds it
@@ -41,6 +42,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -144,6 +146,26 @@ class Product:
         await self.pool.aclose()
 
 
+class Cold:
+    """``Product`` with a new pool every round, as ``run --once`` or a service's first cycle lists: the
+    ping, new connections, every ``TagInfo`` made."""
+
+    def __init__(self, url: str, repos: list[str], concurrency: int) -> None:
+        self.args = (url, repos, concurrency)
+        self.requests = 0
+
+    async def round(self) -> int:
+        product = Product(*self.args)
+        try:
+            return await product.round()
+        finally:
+            self.requests += product.requests
+            await product.aclose()
+
+    async def aclose(self) -> None:
+        pass
+
+
 async def measure(run: Callable[[], Awaitable[int]]) -> dict[str, float]:
     """One round's wall time, main-thread CPU and process CPU, and the tags it read."""
     wall, thread, process = time.perf_counter(), time.thread_time(), time.process_time()
@@ -156,7 +178,7 @@ async def measure(run: Callable[[], Awaitable[int]]) -> dict[str, float]:
     }
 
 
-RUNNERS = {"floor": Floor, "client": Client, "product": Product}
+RUNNERS: dict[str, Any] = {"floor": Floor, "client": Client, "product": Product, "cold": Cold}
 
 
 async def bench(
