@@ -196,3 +196,33 @@ def test_a_folder_that_becomes_a_symlink_out_is_refused_after_the_next_sync(
         with pytest.raises(WriteBackError, match="leads outside the repository"):
             workspace.read("apps/a/values.yaml")
         assert workspace.list_files("apps") == []
+
+
+def test_a_sync_puts_back_every_tracked_file_and_removes_the_rest(git_server: GitHttpServer, tmp_path: Path) -> None:
+    """Whatever a killed process left in the clone (edits, staged edits, new files) is gone after a sync."""
+    files = {"apps/a/values.yaml": "image:\n  tag: 1.0.0\n", "apps/b/values.yaml": "image:\n  tag: 2.0.0\n"}
+    url = git_server.create_repo("dirty", files)
+    credential = GitCredential(url=url, username=git_server.username, password=git_server.password)
+    workspace = GitWorkspace(url, tmp_path / "cache", credential=credential)
+    with workspace:
+        workspace.sync("main")
+        head = workspace.head()
+        workspace.write("apps/a/values.yaml", "image:\n  tag: edited\n")
+        workspace.write("apps/b/values.yaml", "image:\n  tag: staged\n")
+        subprocess.run(["git", "add", "apps/b/values.yaml"], cwd=workspace.path, check=True, env=git_env())
+        workspace.write("apps/c/new.yaml", "left: behind\n")
+        (workspace.path / "apps/a/values.yaml").chmod(0o755)
+
+        workspace.sync("main")
+
+        assert workspace.head() == head
+        assert {f: workspace.read(f) for f in workspace.list_files("apps")} == files
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored"],
+            cwd=workspace.path,
+            check=True,
+            capture_output=True,
+            text=True,
+            env=git_env(),
+        ).stdout
+        assert status == ""

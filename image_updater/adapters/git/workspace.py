@@ -168,8 +168,8 @@ class GitWorkspace:
                 f"branch {name!r} does not exist in {redact_url(self.url)}; "
                 "set the git-branch annotation to a branch (targetRevision may be a tag or a commit)"
             )
+        # a forced checkout puts the index and every tracked file back, as reset --hard would
         self._git("checkout", "--quiet", "--force", "-B", name, f"refs/remotes/origin/{name}")
-        self._git("reset", "--quiet", "--hard", f"refs/remotes/origin/{name}")
         self._git("clean", "-qffdx")
         return name
 
