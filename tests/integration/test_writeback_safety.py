@@ -12,7 +12,7 @@ import pytest
 
 from image_updater.adapters.git.workspace import GitWorkspace
 from image_updater.config import GitCredential
-from image_updater.errors import WriteBackError
+from image_updater.errors import GitError, WriteBackError
 from image_updater.service.cycle import Status
 from tests.harness.gitserver import GitHttpServer, git_env
 from tests.integration.writeback_kit import git_settings, make_app, run_once
@@ -226,3 +226,26 @@ def test_a_sync_puts_back_every_tracked_file_and_removes_the_rest(git_server: Gi
             env=git_env(),
         ).stdout
         assert status == ""
+
+
+def test_a_push_goes_only_on_top_of_the_fetched_tip(git_server: GitHttpServer, tmp_path: Path) -> None:
+    """A commit made on the fetched tip is pushed; HEAD moved to a commit that does not descend from
+    it (however that happened) is refused before anything is sent."""
+    url = git_server.create_repo("lineage", {"a.yaml": "tag: 1\n"})
+    credential = GitCredential(url=url, username=git_server.username, password=git_server.password)
+    workspace = GitWorkspace(url, tmp_path / "cache", credential=credential)
+    with workspace:
+        workspace.sync("main")
+        workspace.write("a.yaml", "tag: 2\n")
+        made = workspace.commit("two", ["a.yaml"])
+        workspace.push("main")
+        assert git_server.rev_parse("lineage") == made
+
+        workspace.sync("main")
+        workspace.write("a.yaml", "tag: 3\n")
+        workspace.commit("three", ["a.yaml"])
+        orphan = workspace._git("commit-tree", "HEAD^{tree}", "-m", "unrelated").strip()
+        workspace._git("reset", "--quiet", "--hard", orphan)
+        with pytest.raises(GitError, match="does not descend"):
+            workspace.push("main")
+        assert git_server.rev_parse("lineage") == made

@@ -81,6 +81,11 @@ class GitWorkspace:
         #: real paths of folders in the working tree, by their path as joined (see :meth:`_real_path`);
         #: forgotten whenever Git runs, since a checkout may turn a folder into a symlink
         self._real_dirs: dict[str, str] = {}
+        #: remote branches' commits as the last fetch saw them (``None``: absent); forgotten at a fetch
+        #: or a push, the two commands that move remote-tracking refs
+        self._tips: dict[str, str | None] = {}
+        #: the commit :meth:`commit` made and its parent; forgotten whenever Git runs again
+        self._made: tuple[str, str | None] | None = None
         self._lock: IO[bytes] | None = None
         #: clones made from scratch by this workspace (a fresh clone, or a damaged cache replaced)
         self.clones = 0
@@ -114,6 +119,9 @@ class GitWorkspace:
 
     def _git(self, *args: str, config: bool = False) -> str:
         self._real_dirs.clear()
+        self._made = None
+        if args and args[0] in ("fetch", "push"):
+            self._tips.clear()
         with git_process_env(self.credential, self.identity, self.signing, os.environ) as process:
             options = [item for pair in (("-c", c) for c in process.config) for item in pair] if config else []
             try:
@@ -217,6 +225,8 @@ class GitWorkspace:
         """Put a complete clone in the cache's place."""
         self._discard()
         self._real_dirs.clear()
+        self._tips.clear()
+        self._made = None
         clone.rename(self.path)
         self._repo = git.Repo(self.path)
         self.clones += 1
@@ -232,11 +242,7 @@ class GitWorkspace:
 
     def remote_has(self, branch: str) -> bool:
         """Whether the last fetch saw ``branch`` on the remote."""
-        try:
-            self.repo.git.execute(["git", "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}"])
-            return True
-        except GitCommandError:
-            return False
+        return self._remote_tip(branch) is not None
 
     def head(self) -> str:
         """The commit checked out."""
@@ -363,7 +369,12 @@ class GitWorkspace:
             self._git(*args, config=True)
         finally:
             os.unlink(handle.name)
-        return self.head()
+        try:  # the commit and its parent in one process: push() need not ask whether HEAD descends
+            made, _, parent = self._git("rev-parse", "HEAD", "HEAD^").strip().partition("\n")
+        except GitError:  # a first commit has no parent
+            return self.head()
+        self._made = (made, parent.strip() or None)
+        return made
 
     def push(self, branch: str) -> None:
         """Push HEAD to ``branch``; never forced. A rejection that a push on a newer tip may overcome
@@ -373,10 +384,12 @@ class GitWorkspace:
         The push is conditional on the branch being where our last fetch saw it (absent, for a branch
         we create): the remote compares and updates the ref atomically. A plain push would re-create a
         branch that someone deleted after our fetch. HEAD always descends from that tip (it is checked
-        here), so the push is a fast-forward; the lease never forces anything.
+        here: at once when :meth:`commit` made HEAD on it, else by Git), so the push is a fast-forward;
+        the lease never forces anything.
         """
         expected = self._remote_tip(branch)
-        if expected is not None and not self._descends_from(expected):
+        made_on_tip = self._made is not None and expected is not None and self._made[1] == expected
+        if expected is not None and not made_on_tip and not self._descends_from(expected):
             raise GitError(f"refusing to push to {branch!r}: HEAD does not descend from the remote branch")
         lease = f"--force-with-lease=refs/heads/{branch}:{expected or ''}"
         try:
@@ -390,11 +403,14 @@ class GitWorkspace:
 
     def _remote_tip(self, branch: str) -> str | None:
         """The commit of ``branch`` on the remote at our last fetch, or ``None`` if it had none."""
-        try:
-            out = self.repo.git.execute(["git", "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}"])
-        except GitCommandError:
-            return None
-        return str(out).strip() or None
+        if branch not in self._tips:
+            try:
+                ref = f"refs/remotes/origin/{branch}"
+                out = self.repo.git.execute(["git", "rev-parse", "--verify", "--quiet", ref])
+            except GitCommandError:
+                out = ""
+            self._tips[branch] = str(out).strip() or None
+        return self._tips[branch]
 
     def _descends_from(self, commit: str) -> bool:
         try:
