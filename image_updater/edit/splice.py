@@ -9,9 +9,8 @@ changes: if anything else differs, the edit is refused with :class:`EditError` a
 old text. Everything the edit does not touch (comments, blank lines, key order, quoting, indentation,
 ``---``, CRLF, a missing final newline) stays byte for byte, because it is never re-written.
 
-Data is compared at node level: a scalar is its resolved tag and its text as written (``1.10`` stays
-``1.10``), a collection its tag and children. Aliased nodes are shared, not copied, and the number of
-nodes compared is bounded by :data:`~image_updater.edit.nodes.MAX_EXPANDED_NODES`.
+Data is compared at node level (:mod:`~image_updater.edit.compare`): a scalar is its resolved tag and
+its text as written (``1.10`` stays ``1.10``), a collection its tag and children.
 
 Editors plan on libyaml's tree of a plain text (:func:`edit_text`), whose marks are ruamel's for every
 node they locate; wherever that could not be so (an empty value's marks), the plan is refused on that
@@ -22,9 +21,10 @@ message are what ruamel's tree gives.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
+from image_updater.edit.compare import MapData, SeqData, canon_all, data_of, same_but_replaced
 from image_updater.edit.fastcompose import fast_documents, plain_documents
 from image_updater.edit.layout import (
     Data,
@@ -43,9 +43,6 @@ from image_updater.edit.layout import (
     scalar_span,
 )
 from image_updater.edit.nodes import (
-    BOOL_TAG,
-    MAP_TAG,
-    SEQ_TAG,
     STR_TAG,
     AnyNode,
     Map,
@@ -97,58 +94,6 @@ def splice(text: str, replacements: Iterable[Replacement]) -> str:
         pos = replacement.end
     pieces.append(text[pos:])
     return "".join(pieces)
-
-
-# -- node-level data ----------------------------------------------------------------------------------
-
-
-@dataclass(eq=True)
-class _Map:
-    tag: str
-    pairs: list[tuple[object, object]] = field(default_factory=list)
-
-    def index(self, key: str) -> int:
-        return next(i for i, (k, _) in enumerate(self.pairs) if k == (STR_TAG, key))
-
-
-@dataclass(eq=True)
-class _Seq:
-    tag: str
-    items: list[object] = field(default_factory=list)
-
-
-def _canon(node: AnyNode, memo: dict[int, object], replaced: dict[int, object]) -> object:
-    """The data of ``node`` for comparison: scalars as ``(tag, text)``; aliases stay shared objects."""
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    if key in replaced:
-        memo[key] = replaced[key]
-    elif isinstance(node, Scalar):
-        memo[key] = (str(node.tag), str(node.value))
-    elif isinstance(node, Seq):
-        seq = memo[key] = _Seq(str(node.tag))
-        seq.items.extend(_canon(item, memo, replaced) for item in node.value)
-    else:
-        mapping = memo[key] = _Map(str(node.tag))
-        mapping.pairs.extend((_canon(k, memo, replaced), _canon(v, memo, replaced)) for k, v in node.value)
-    return memo[key]
-
-
-def _data(value: Data) -> object:
-    """Data an edit writes, as :func:`_canon` would read it back."""
-    if isinstance(value, bool):
-        return (BOOL_TAG, "true" if value else "false")
-    if isinstance(value, str):
-        return (STR_TAG, value)
-    if isinstance(value, list):
-        return _Seq(SEQ_TAG, [_data(item) for item in value])
-    return _Map(MAP_TAG, [((STR_TAG, k), _data(v)) for k, v in value.items()])
-
-
-def _canon_all(documents: Sequence[AnyNode], replaced: dict[int, object]) -> tuple[list[object], dict[int, object]]:
-    memo: dict[int, object] = {}
-    return [_canon(document, memo, replaced) for document in documents], memo
 
 
 # -- building an edit ---------------------------------------------------------------------------------
@@ -229,10 +174,10 @@ class TextEdit:
         """Record that ``node`` becomes ``value``; ``True`` when that was planned already."""
         previous = self._replaced.get(id(node))
         if previous is not None:
-            if previous != _data(value):
+            if previous != data_of(value):
                 raise self._error(f"conflicting edits of {what} at line {line_of(node)}")
             return True
-        self._replaced[id(node)] = _data(value)
+        self._replaced[id(node)] = data_of(value)
         return False
 
     def _replace_scalar(self, node: Scalar, value: Data) -> None:
@@ -261,9 +206,9 @@ class TextEdit:
 
         def op(memo: dict[int, object]) -> None:
             target = memo[id(mapping)]
-            assert isinstance(target, _Map)
+            assert isinstance(target, MapData)
             index = len(target.pairs) if after is None else target.index(after) + 1
-            target.pairs.insert(index, ((STR_TAG, key), _data(value)))
+            target.pairs.insert(index, ((STR_TAG, key), data_of(value)))
 
         self._ops.append(op)
 
@@ -312,7 +257,7 @@ class TextEdit:
 
         def op(memo: dict[int, object]) -> None:
             target = memo[id(mapping)]
-            assert isinstance(target, _Map)
+            assert isinstance(target, MapData)
             del target.pairs[target.index(key)]
 
         self._ops.append(op)
@@ -333,8 +278,8 @@ class TextEdit:
 
         def op(memo: dict[int, object]) -> None:
             target = memo[id(sequence)]
-            assert isinstance(target, _Seq)
-            target.items.append(_data(item))
+            assert isinstance(target, SeqData)
+            target.items.append(data_of(item))
 
         self._ops.append(op)
 
@@ -365,11 +310,13 @@ class TextEdit:
         except EditError as e:
             raise self._error(f"the edit would not parse ({e.message}); file left untouched") from None
         try:
-            expected, memo = _canon_all(self.documents, self._replaced)
-            for op in self._ops:
-                op(memo)
-            actual, _ = _canon_all(after, {})
-            same = expected == actual
+            if self._ops:
+                expected, memo = canon_all(self.documents, self._replaced)
+                for op in self._ops:
+                    op(memo)
+                same = expected == canon_all(after, {})[0]
+            else:  # values set in place, the usual edit
+                same = same_but_replaced(self.documents, after, self._replaced)
         except RecursionError:
             raise self._error("the file nests too deeply to verify an edit; file left untouched") from None
         if not same:
@@ -392,6 +339,6 @@ def write_new_document(text: str, value: dict[str, Data], *, file: str = "") -> 
         after = fast_documents(new_text, file=file)
     except EditError as e:
         raise EditError(f"the new content would not parse ({e.message}); file left untouched", path=where) from None
-    if _canon_all(after, {})[0] != [_data(value)]:
+    if canon_all(after, {})[0] != [data_of(value)]:
         raise EditError("the new content would not read back as written; file left untouched", path=where)
     return new_text

@@ -5,12 +5,26 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ruamel.yaml.nodes import MappingNode
 
+from image_updater.edit import compare
 from image_updater.edit import splice as splice_module
-from image_updater.edit.nodes import MAX_EXPANDED_NODES, check_expansion, mapping_documents, parse_documents
+from image_updater.edit.fastcompose import fast_documents
+from image_updater.edit.nodes import (
+    MAX_EXPANDED_NODES,
+    STR_TAG,
+    AnyNode,
+    Scalar,
+    check_expansion,
+    children,
+    mapping_documents,
+    parse_documents,
+)
 from image_updater.edit.splice import Replacement, TextEdit, splice
 from image_updater.errors import EditError
+from tests.unit import yamlgen
 
 
 def edit_of(text: str) -> tuple[TextEdit, MappingNode]:
@@ -139,3 +153,44 @@ def test_shared_nodes_are_counted_once_per_reference_not_copied() -> None:
 def test_a_non_mapping_document_is_reported() -> None:
     with pytest.raises(EditError, match=r"document 2 \(line 3\) is a list, not a mapping"):
         list(mapping_documents(parse_documents("a: 1\n---\n- b\n"), file="f.yaml"))
+
+
+# -- verification by walking both trees side by side --------------------------------------------------
+
+
+def canon_says(before: list, after: list, replaced: dict[int, object]) -> bool:
+    return compare.canon_all(before, replaced)[0] == compare.canon_all(after, {})[0]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=yamlgen.texts(), second=yamlgen.texts(), data=st.data())
+def test_walking_both_trees_says_what_comparing_their_data_says(first: str, second: str, data: st.DataObject) -> None:
+    try:
+        before = parse_documents(first)
+        others = [parse_documents(second), fast_documents(first), parse_documents(first)]
+    except EditError:
+        return
+    scalars = [n for d in before for n in walk(d) if isinstance(n, Scalar)]
+    replaced: dict[int, object] = {}
+    if scalars and data.draw(st.booleans()):
+        node = data.draw(st.sampled_from(scalars))
+        replaced[id(node)] = data.draw(st.sampled_from([(str(node.tag), str(node.value)), (STR_TAG, "x"), None]))
+        if replaced[id(node)] is None:
+            replaced[id(node)] = compare.data_of(["x", {"k": True}])
+    for after in others:
+        assert compare.same_but_replaced(before, after, replaced) == canon_says(before, after, replaced)
+
+
+def walk(node: AnyNode, seen: set[int] | None = None) -> list[AnyNode]:
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return []
+    seen.add(id(node))
+    return [node, *(n for child in children(node) for n in walk(child, seen))]
+
+
+def test_walking_both_trees_compares_each_alias_where_it_is() -> None:
+    before = parse_documents("a: &x [1, 2]\nb: *x\n")
+    assert compare.same_but_replaced(before, parse_documents("a: [1, 2]\nb: [1, 2]\n"), {})
+    assert not compare.same_but_replaced(before, parse_documents("a: &x [1, 2]\nb: [1, 3]\n"), {})
+    assert not compare.same_but_replaced(before, parse_documents("a: [1, 2]\n"), {})
