@@ -38,6 +38,7 @@ from image_updater.edit.nodes import AnyNode, Scalar, check_expansion, children,
 from image_updater.errors import EditError
 from image_updater.model.ref import parse_image_name
 from tests.unit import yamlgen
+from tests.unit.test_edit_fastcompose import TRICKY
 from tests.unit.test_edit_golden import CASES, GOLDEN, Case, read, run
 
 SLOW = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -117,6 +118,11 @@ def same_trees_and_marks(text: str) -> bool:
 def test_golden_files_compose_alike_with_ruamels_marks(path: Path) -> None:
     text = text_of(path)
     assert same_trees_and_marks(text) == is_plain(text)
+
+
+@pytest.mark.parametrize("text", [*TRICKY, "a: \U0001f600 x\nb: [\U0001f600, 'é']\nc: d\n"])
+def test_tricky_texts_compose_alike_with_ruamels_marks(text: str) -> None:
+    same_trees_and_marks(text)
 
 
 @SLOW
