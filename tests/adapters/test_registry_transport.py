@@ -247,3 +247,15 @@ async def test_stack_closes_the_inner_transport() -> None:
     async with httpx.AsyncClient(transport=stack):
         pass
     assert closed == [True]
+
+
+def test_verifying_transports_share_one_system_context() -> None:
+    """The CA bundle is loaded once per process, not for every client a cycle builds."""
+    from image_updater.adapters.registry.transport import http_transport, system_ssl_context
+
+    first, second = http_transport(), http_transport()
+    contexts = {id(t._pool._ssl_context) for t in (first, second)}  # type: ignore[attr-defined]
+    assert contexts == {id(system_ssl_context())}
+    assert system_ssl_context().verify_mode == ssl.CERT_REQUIRED
+    unverified = http_transport(verify=False)
+    assert unverified._pool._ssl_context is not system_ssl_context()  # type: ignore[attr-defined]

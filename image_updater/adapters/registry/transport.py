@@ -18,6 +18,7 @@ The retry policy is data (:class:`RetryPolicy`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import re
@@ -384,6 +385,14 @@ class CountingTransport(_Layer):
         return response
 
 
+@functools.lru_cache(maxsize=1)
+def system_ssl_context() -> ssl.SSLContext:
+    """httpx's default verifying context (certifi's CAs), made once per process: loading the CA bundle
+    takes 25-70 ms, and every cycle builds its registries' clients anew. Shared contexts are only read
+    (HTTP/2 or not is the same for every client)."""
+    return httpx.create_ssl_context()
+
+
 def http_transport(verify: ssl.SSLContext | str | bool = True) -> httpx.AsyncHTTPTransport:
     """httpx's connection pool (HTTP/2 where offered), its sockets found once per connection.
 
@@ -394,6 +403,8 @@ def http_transport(verify: ssl.SSLContext | str | bool = True) -> httpx.AsyncHTT
     from the socket it found the first time. httpx takes no network backend, so it is set on its
     pool; with another httpx that keeps its pool elsewhere the transport is left as it is.
     """
+    if verify is True:
+        verify = system_ssl_context()
     transport = httpx.AsyncHTTPTransport(verify=verify, http2=HTTP2)
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
