@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from image_updater.errors import ConstraintError
 from image_updater.selection.base import Listing, Skipped, TagInfo, derived
@@ -88,7 +88,7 @@ class TagExtractor:
             if extracted is None:
                 skipped.append(Skipped(info.tag, f"{TAG_EXTRACT} {self.template!r} gives an empty value"))
             else:
-                kept.append(replace(info, value=extracted))
+                kept.append(info._replace(value=extracted))
         return kept, tuple(skipped)
 
 
