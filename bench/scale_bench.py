@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import statistics
 import subprocess
 import sys
@@ -156,6 +157,7 @@ class Bench:
             f"  python bench/floor.py --url {self.proxy.url} --repos {self.size.repos}",
             flush=True,
         )
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # servers stopped on kill too
         try:
             while True:
                 time.sleep(3600)
