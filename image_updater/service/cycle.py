@@ -114,7 +114,7 @@ async def run_cycle(apps: Sequence[AppSpec], deps: CycleDeps) -> CycleResult:
                     ImageOutcome(image.label, Status.FAILED, e.message, error=e.with_context(app=app.name))
                 )
                 continue
-            tag_cache.start(image)
+            tag_cache.begin(selectors[(app.key, image.label)], image)
         if app.write_back.method is WriteBackMethod.ARGOCD:
             patched.append(outcome)
             continue

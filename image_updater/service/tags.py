@@ -48,6 +48,12 @@ class TagCache:
     async def select(self, selector: Selector, image: ImageSpec) -> Selection:
         """The selection for ``image``: made once for every image of the cycle with the same repository
         and the same selection settings (at scale, many Applications track one image the same way)."""
+        return await asyncio.shield(self.begin(selector, image))
+
+    def begin(self, selector: Selector, image: ImageSpec) -> asyncio.Future[Selection]:
+        """Start the selection for ``image`` (its listing first) unless it is under way: the cycle
+        begins every selection at once, so that each is made as soon as its listing is in, while the
+        Git repositories are still being synced."""
         key = (
             image.name,
             image.written_name,
@@ -62,7 +68,8 @@ class TagCache:
         made = self._selections.get(key)
         if made is None:
             made = self._selections[key] = asyncio.ensure_future(self._select(selector, image))
-        return await asyncio.shield(made)
+            made.add_done_callback(_retrieved)  # a selection nobody awaits (its Application failed first)
+        return made
 
     async def _select(self, selector: Selector, image: ImageSpec) -> Selection:
         tags = await self.get(image)
@@ -97,3 +104,10 @@ async def select_tags(selector: Selector, image: ImageSpec, tags: Sequence[TagIn
     if selector.needs_metadata and kept:
         kept = await source.with_metadata(image, kept)
     return selector.choose(kept, skipped)
+
+
+def _retrieved(future: asyncio.Future[Selection]) -> None:
+    """Mark the outcome of a selection as seen: whoever awaits it hears of its error, and one nobody
+    awaits must not be reported by asyncio as an error never retrieved."""
+    if not future.cancelled():
+        future.exception()
