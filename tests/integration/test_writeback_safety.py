@@ -249,3 +249,26 @@ def test_a_push_goes_only_on_top_of_the_fetched_tip(git_server: GitHttpServer, t
         with pytest.raises(GitError, match="does not descend"):
             workspace.push("main")
         assert git_server.rev_parse("lineage") == made
+
+
+def test_credentials_go_with_the_first_request_and_never_into_the_clone(
+    git_server: GitHttpServer, tmp_path: Path
+) -> None:
+    """A sync and a push over HTTP send the credentials at once (no 401 first, no askpass needed),
+    and nothing of them lands in the clone's files."""
+    url = git_server.create_repo("preemptive", {"a.yaml": "tag: 1\n"})
+    credential = GitCredential(url=url, username=git_server.username, password=git_server.password)
+    workspace = GitWorkspace(url, tmp_path / "cache", credential=credential)
+    before = git_server.access_log.read_text().count("/preemptive.git/")
+    with workspace:
+        workspace.sync("main")
+        workspace.write("a.yaml", "tag: 2\n")
+        workspace.commit("two", ["a.yaml"])
+        workspace.push("main")
+    lines = [line for line in git_server.access_log.read_text().splitlines() if "/preemptive.git/" in line]
+    assert len(lines) > before
+    assert not [line for line in lines if '" 401 ' in line], lines
+    assert git_server.read_file("preemptive", "a.yaml") == "tag: 2\n"
+    for path in workspace.path.rglob("*"):
+        if path.is_file():
+            assert git_server.password.encode() not in path.read_bytes(), path

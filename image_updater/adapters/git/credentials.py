@@ -16,6 +16,7 @@ Every secret resolved here is registered for log redaction.
 
 from __future__ import annotations
 
+import base64
 import shlex
 import stat
 import tempfile
@@ -107,15 +108,36 @@ def _signing_config(signing: Signing, folder: Path) -> list[str]:
     return ["gpg.format=openpgp", f"user.signingkey={signing.key}", "commit.gpgsign=true"]
 
 
+def _preemptive_auth(env: dict[str, str], url: str) -> None:
+    """Send the credentials with the first request to ``url`` (``http.<url>.extraHeader``, given in the
+    environment like the askpass helper's values, never on a command line or in a file).
+
+    Git otherwise sends every fetch and push unauthenticated first and runs the askpass helper twice
+    after the 401: per repository and cycle, two HTTP round trips and four processes more (and as
+    many ``git-http-backend`` runs on the server). The helper stays set: a server that wants another
+    scheme still gets the credentials the usual way. The header is scoped to the remote's URL.
+    """
+    user, password = env["IMAGE_UPDATER_GIT_USERNAME"], env["IMAGE_UPDATER_GIT_PASSWORD"]
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    register_secret(token)
+    count = int(env.get("GIT_CONFIG_COUNT", "0") or "0")
+    env[f"GIT_CONFIG_KEY_{count}"] = f"http.{url}.extraHeader"
+    env[f"GIT_CONFIG_VALUE_{count}"] = f"Authorization: Basic {token}"
+    env["GIT_CONFIG_COUNT"] = str(count + 1)
+
+
 @contextmanager
 def git_process_env(
     credential: GitCredential | None,
     identity: Identity,
     signing: Signing | None = None,
     base: Mapping[str, str] | None = None,
+    *,
+    url: str = "",
 ) -> Iterator[GitProcessEnv]:
     """The environment and ``-c`` options of one Git process; temporary files live as long as the
-    context."""
+    context. With ``url`` (the remote's, over HTTP(S)), the user name and password also go with the
+    first request (see :func:`_preemptive_auth`)."""
     env = dict(base or {})
     env.update(
         {
@@ -135,6 +157,8 @@ def git_process_env(
             env["GIT_ASKPASS"] = str(script)
             env["IMAGE_UPDATER_GIT_USERNAME"] = _secret(credential.username, credential, "git.credentials") or ""
             env["IMAGE_UPDATER_GIT_PASSWORD"] = _secret(credential.password, credential, "git.credentials") or ""
+            if url.lower().startswith(("http://", "https://")):
+                _preemptive_auth(env, url)
         if credential is not None and (credential.ssh_key or credential.known_hosts):
             env["GIT_SSH_COMMAND"] = _ssh_command(credential, folder)
         else:

@@ -122,7 +122,7 @@ class GitWorkspace:
         self._made = None
         if args and args[0] in ("fetch", "push"):
             self._tips.clear()
-        with git_process_env(self.credential, self.identity, self.signing, os.environ) as process:
+        with git_process_env(self.credential, self.identity, self.signing, os.environ, url=self.url) as process:
             options = [item for pair in (("-c", c) for c in process.config) for item in pair] if config else []
             try:
                 return str(self.repo.git.execute(["git", *options, *args], env=process.env))
@@ -213,7 +213,7 @@ class GitWorkspace:
         for stale in self._cache_root.glob(f"{prefix}*"):
             shutil.rmtree(stale, ignore_errors=True)
         partial = Path(tempfile.mkdtemp(prefix=prefix, dir=self._cache_root))
-        with git_process_env(self.credential, self.identity, None, os.environ) as process:
+        with git_process_env(self.credential, self.identity, None, os.environ, url=self.url) as process:
             try:
                 git.Repo.clone_from(self.url, partial, env=process.env, no_checkout=True)
             except GitCommandError as e:
