@@ -209,8 +209,8 @@ async def _sync_plan_write(
         for outcome in members:
             outcome.error = e
         return
-    # Every Application's current tags first, while the tag listings are still on their way (yielding
-    # between Applications, so that the responses are taken in as they come); then the choices.
+    # Every Application's current tags first, while the tag listings are still on their way (each
+    # Application a turn of its own, so that the responses are taken in as they come); then the choices.
     reads = []
     for outcome in members:
         async with tag_cache.turn:
