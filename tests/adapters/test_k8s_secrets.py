@@ -6,13 +6,10 @@ production path, ``resolve_credentials``, in test_pullsecret_credentials.py."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from lightkube import AsyncClient
 
-from image_updater.adapters.k8s.client import build_client
 from image_updater.adapters.k8s.secrets import SecretCredentials, parse_secret_ref
 from image_updater.errors import ImageUpdaterError, WriteBackError
 from image_updater.logsetup import redact
@@ -24,13 +21,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def secrets(kube: KubeTarget) -> AsyncIterator[SecretCredentials]:
-    client: AsyncClient = build_client(kube.kubeconfig, context=kube.context)
-    yield SecretCredentials(client)
-    await client.close()
 
 
 def b64(text: str) -> str:

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from lightkube import AsyncClient
 
-from image_updater.adapters.k8s.client import build_client
 from image_updater.adapters.k8s.secrets import SecretCredentials
 from image_updater.adapters.registry.auth import Credentials
 from image_updater.adapters.registry.credentials import resolve_credentials
@@ -29,13 +26,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def secrets(kube: KubeTarget) -> AsyncIterator[SecretCredentials]:
-    client: AsyncClient = build_client(kube.kubeconfig, context=kube.context)
-    yield SecretCredentials(client)
-    await client.close()
 
 
 def b64(text: str) -> str:
