@@ -21,10 +21,6 @@ APP = ("argoproj.io/v1alpha1", "Application")
 P = "argocd-image-updater.argoproj.io/"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 async def client(kube: KubeTarget) -> AsyncIterator[AsyncClient]:

@@ -15,10 +15,6 @@ from tests.harness.kubeapi import FakeKubeApi
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def service_account(tmp_path: Path) -> Path:
     account = tmp_path / "serviceaccount"

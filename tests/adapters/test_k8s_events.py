@@ -18,10 +18,6 @@ pytestmark = pytest.mark.anyio
 NOW = 1_700_000_000.25
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 async def client(kube: KubeTarget) -> AsyncIterator[AsyncClient]:

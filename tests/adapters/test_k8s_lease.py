@@ -21,10 +21,6 @@ LEASE = ("coordination.k8s.io/v1", "Lease")
 START = 1_700_000_000.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 async def client(kube: KubeTarget) -> AsyncIterator[AsyncClient]:

@@ -19,10 +19,6 @@ pytestmark = pytest.mark.anyio
 FAST = ApiRetry(attempts=3, base_backoff_s=0.0)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 async def client(kube: KubeTarget) -> AsyncIterator[AsyncClient]:

@@ -23,10 +23,6 @@ from tests.harness.kubetarget import KubeTarget
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()

@@ -20,10 +20,6 @@ CREDS = Credentials("alice", "s3cret")
 BASIC = "Basic " + base64.b64encode(b"alice:s3cret").decode()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class FakeClock:
     """A monotonic clock that only moves when told to."""

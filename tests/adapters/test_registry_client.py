@@ -33,10 +33,6 @@ BASE = "https://registry.example"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class Sleeps:
     """An injected sleep that records and never waits."""

@@ -18,10 +18,6 @@ API = ImageName("registry.example", "team/api")
 DB = ImageName("registry.example", "team/db")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def test_the_same_listing_gives_the_same_values_in_a_new_list() -> None:
     listings = RememberedListings()

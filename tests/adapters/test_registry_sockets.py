@@ -15,10 +15,6 @@ from image_updater.adapters.registry.transport import _ReadableStream, _SocketOn
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class _Server:
     """A loopback HTTP/1.1 server that answers one request per connection, then closes it."""

@@ -29,10 +29,6 @@ NOW = 1_700_000_000.0
 POLICY = RetryPolicy(max_retries=3, base_backoff_s=0.5, max_backoff_s=4.0, jitter=0.0)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class FakeTime:
     """A clock and a sleep that advances it and records every wait."""

@@ -31,10 +31,6 @@ FAST = {"lease_duration_s": 1, "renew_deadline_s": 0.6, "renew_interval_s": 0.15
 SLACK_S = 0.3
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 async def client(kube: KubeTarget) -> AsyncIterator[AsyncClient]:

@@ -22,10 +22,6 @@ from image_updater.service.webhooks import PushEvent
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture(autouse=True)
 def logged() -> Iterator[list[dict[str, Any]]]:

@@ -18,10 +18,6 @@ from tests.unit.test_runner import APPS, FakeCycles, push, soon
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture(autouse=True)
 def logged() -> Iterator[list[dict[str, Any]]]:

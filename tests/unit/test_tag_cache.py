@@ -19,10 +19,6 @@ from image_updater.service.tags import TagCache
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 class Source:
     def __init__(self, fail: bool = False) -> None:
